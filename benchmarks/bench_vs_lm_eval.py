@@ -4,7 +4,7 @@ One run measures the same model on the same questions, with the same n samples p
 question at the same temperature and token budget, on the same backend (transformers
 ``generate`` on CPU), with
 
-- ttrl-bench: ``ttrl_bench.evaluate.run_eval`` (what ``ttrl-bench eval --no-leaderboard`` runs);
+- ttrl-bench: ``ttrl_bench.pipeline.evaluate.run_eval`` (what ``ttrl-bench eval --no-leaderboard`` runs);
 - lm-eval: its CLI (``lm_eval run --model hf --model_args pretrained=DIR --include_path DIR``) on
   a local JSONL task written here: ``repeats: N`` with ``do_sample: true``, a regex answer
   filter, a ``majority_vote`` + ``take_first`` filter for maj@N (the pattern of lm-eval's
@@ -20,7 +20,7 @@ first one.
 
 Defaults: the embedded tiny model (``ttrl_bench/demo/model``; a random model of the same
 architecture if it has not been trained yet, whose scores are meaningless but whose timing
-is not) and the ``synth_near`` questions (``ttrl_bench.demo.synthetic.test_split("near")``),
+is not) and the ``synth_near`` questions (``ttrl_bench.data.synthetic.test_split("near")``),
 n 16, temperature 1.0, top-p 1, no top-k, 8 new tokens, until EOS; one torch thread per
 process (``--threads``; see its help).
 
@@ -196,14 +196,15 @@ class GenerateCounter:
 
 def worker_ttrl(spec: dict) -> dict:
     counter = GenerateCounter()
-    from ttrl_bench.evaluate import EvalConfig, run_eval
+    from ttrl_bench.pipeline.config import EvalConfig
+    from ttrl_bench.pipeline.evaluate import run_eval
 
     cfg = EvalConfig(
         task="synth_near", model=spec["model"], n=spec["n"], temperature=spec["temperature"], top_p=1.0,
         top_k=0, max_new_tokens=spec["max_new_tokens"], limit=spec["limit"], seed=spec["seed"],
     )
     _, m, _ = run_eval(cfg, Path(spec["out"]), leaderboard=None, progress=False)
-    from ttrl_bench.metrics import question_scores
+    from ttrl_bench.measure.metrics import question_scores
 
     per_question = {}
     for grade, comps, score in zip(m.grades, m.completions, question_scores(m.grades)):
@@ -384,8 +385,8 @@ def main() -> None:
     from tabulate import tabulate
     from transformers.utils import logging as hf_logging
 
-    from ttrl_bench.demo.synthetic import test_split
-    from ttrl_bench.evaluate import EMBEDDED_MODEL
+    from ttrl_bench.data.synthetic import test_split
+    from ttrl_bench.demo import EMBEDDED_MODEL
 
     hf_logging.disable_progress_bar()  # the workers' bars go to their logs; keep this output a report
     if args.limit < 1 or args.n < 1:

@@ -17,6 +17,21 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
+import ttrl_bench  # noqa: E402
+
+REPO = Path(ttrl_bench.__file__).resolve().parent.parent  # the checkout the tests run against
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    """The environment for a child process: this checkout importable, offline, no test-runner leftovers."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [env.get("PYTHONPATH")])])
+    env.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+    env.pop("PYTEST_CURRENT_TEST", None)
+    env.pop("TTRL_BENCH_TASKS", None)
+    env.update(extra)
+    return env
+
 TINY_MODEL_SEED = 0
 TINY_ARCH = dict(
     hidden_size=64,

@@ -12,10 +12,10 @@ import pytest
 from ttrl_bench.adapt.config import (
     PAPER, TINY, AdaptConfig, check_group_layout, grpo_config, paper_steps, per_device_batch, with_overrides,
 )
-from ttrl_bench.adapt.flags import add_adapt_flags
-from ttrl_bench.adapt.run import resolve_adapt
+from ttrl_bench.cli.adapt_flags import add_adapt_flags
+from ttrl_bench.pipeline.run import resolve_adapt
 from ttrl_bench.errors import UsageError
-from ttrl_bench.evaluate import EMBEDDED_MODEL
+from ttrl_bench.demo import EMBEDDED_MODEL
 
 
 @pytest.mark.parametrize("override, flag", [

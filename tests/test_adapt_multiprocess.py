@@ -3,15 +3,13 @@ whose groups stay whole, and a layout that would split groups refused before any
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
 import pytest
+from conftest import subprocess_env
 
-from ttrl_bench.adapt import run as run_module
+from ttrl_bench.pipeline import run as run_module
 from ttrl_bench.cli import main
 
-REPO = Path(__file__).resolve().parents[1]
 
 
 def argv(model_dir, out, *extra):
@@ -24,7 +22,7 @@ def argv(model_dir, out, *extra):
 @pytest.fixture
 def importable(monkeypatch):
     """The launched workers import ttrl_bench whatever the working directory (the package may not be installed)."""
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    monkeypatch.setenv("PYTHONPATH", subprocess_env()["PYTHONPATH"])
 
 
 def test_two_cpu_processes_train_with_whole_groups(tiny_model_dir, tmp_path, importable):

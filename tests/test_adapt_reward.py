@@ -8,6 +8,7 @@ import math
 import pytest
 import torch
 
+from ttrl_bench.errors import UsageError
 from ttrl_bench.adapt.reward import GroupReward
 from ttrl_bench.grading import Grader
 
@@ -263,7 +264,7 @@ def test_logit_methods_without_a_bound_scorer_fail_loudly(grader):
 
 
 def test_unknown_method_is_refused(grader):
-    with pytest.raises(ValueError, match="majority-of-two"):
+    with pytest.raises(UsageError, match="majority-of-two"):
         make("majority-of-two", grader)
 
 

@@ -13,15 +13,15 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from conftest import subprocess_env
 import torch
 from safetensors.torch import load_file
 
-from ttrl_bench.adapt import run as run_module
+from ttrl_bench.pipeline import run as run_module
 from ttrl_bench.adapt import train as train_module
-from ttrl_bench.adapt.run import train_summary
+from ttrl_bench.pipeline.run import train_summary
 from ttrl_bench.cli import main
 
-REPO = Path(__file__).resolve().parents[1]
 METHODS = ("ttrl", "leakage", "random")
 TRAIN_KEYS = ("reward", "label_accuracy", "reward_accuracy", "majority_ratio")
 
@@ -207,7 +207,7 @@ def test_ctrl_c_leaves_a_run_that_resumes_from_its_checkpoint(tiny_model_dir, tm
                     "--lr", "1e-3", "--methods", "ttrl")
     ckpt = out / "ttrl" / "checkpoints"
     # A new session: the signal goes to the run and every process it started, as Ctrl-C in a terminal does.
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    env = subprocess_env()
     log = tmp_path / "stderr.txt"
     with open(log, "w") as stderr:  # a file, not a pipe: a full pipe would stall the run
         proc = subprocess.Popen(

@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ttrl_bench.check import IMPROVEMENT, NO_CHANGE, REGRESSION, CheckResult, CheckRow, check, render_check
-from ttrl_bench.cli_report import add_check_parser
-from ttrl_bench.compare import PairedDiff
+from ttrl_bench.report.gate import IMPROVEMENT, NO_CHANGE, REGRESSION, CheckResult, CheckRow, check, render_check
+from ttrl_bench.cli.report_cmds import add_check_parser
+from ttrl_bench.report.stats import PairedDiff
 from ttrl_bench.errors import UsageError
-from ttrl_bench.records import QuestionScore, Record, write_record
+from ttrl_bench.measure.records import QuestionScore, Record, write_record
 
 GOLDEN = Path(__file__).parent / "golden"
 N = 16

@@ -9,7 +9,6 @@ byte-for-byte what they were and that no new directory appeared.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -17,20 +16,11 @@ from pathlib import Path
 
 import pytest
 
-import ttrl_bench
+from conftest import REPO, subprocess_env
 
-REPO = Path(ttrl_bench.__file__).resolve().parent.parent
 ERROR_PREFIX = "ttrl-bench: error: "
 
 
-def subprocess_env(**extra: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [env.get("PYTHONPATH")])])
-    env.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
-    env.pop("PYTEST_CURRENT_TEST", None)
-    env.pop("TTRL_BENCH_TASKS", None)
-    env.update(extra)
-    return env
 
 
 def run(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
 import re
 import subprocess
 import sys
@@ -19,15 +18,14 @@ from pathlib import Path
 
 import pytest
 
-import ttrl_bench
+from conftest import REPO, subprocess_env
 from ttrl_bench.cli import main
 from ttrl_bench.data import data_fingerprint, load_questions
-from ttrl_bench.evaluate import EMBEDDED_MODEL, EMBEDDED_NAME
-from ttrl_bench.provenance import model_fingerprint
-from ttrl_bench.records import load_record
-from ttrl_bench.tasks import get_task
+from ttrl_bench.demo import EMBEDDED_MODEL, EMBEDDED_NAME
+from ttrl_bench.measure.provenance import model_fingerprint
+from ttrl_bench.measure.records import load_record
+from ttrl_bench.tasks.registry import get_task
 
-REPO = Path(ttrl_bench.__file__).resolve().parent.parent
 LIMIT, N = 6, 4
 RUN_FILES = {"config.json", "samples.jsonl", "grades.jsonl", "metrics.json", "records"}
 SCORES = ("pass@1", f"maj@{N}", "pass@2", f"pass@{N}")
@@ -54,12 +52,6 @@ def texts(run_dir: Path) -> list[tuple[str, int, str]]:
     return [(r["question_id"], r["sample_index"], r["text"]) for r in read_samples(run_dir)]
 
 
-def subprocess_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [env.get("PYTHONPATH")])])
-    env.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
-    env.pop("PYTEST_CURRENT_TEST", None)
-    return env
 
 
 def check_run_dir(run_dir: Path, *, n: int, questions: int, max_new_tokens: int = 8) -> tuple[dict, list[dict], dict]:

@@ -1,4 +1,4 @@
-"""Paired bootstrap statistics (ttrl_bench.compare) and per-question scores of records."""
+"""Paired bootstrap statistics (ttrl_bench.report.stats) and per-question scores of records."""
 from __future__ import annotations
 
 import math
@@ -7,10 +7,10 @@ import statistics
 import numpy as np
 import pytest
 
-from ttrl_bench import metrics
-from ttrl_bench.compare import paired_difference, parse_metric, question_scores
+from ttrl_bench.measure import metrics
+from ttrl_bench.report.stats import paired_difference, parse_metric, question_scores
 from ttrl_bench.errors import UsageError
-from ttrl_bench.records import QuestionScore, Record
+from ttrl_bench.measure.records import QuestionScore, Record
 
 
 def _record(per_question: list[QuestionScore]) -> Record:

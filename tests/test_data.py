@@ -10,9 +10,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ttrl_bench.data import data_fingerprint, load_questions, shuffle_choices
+from ttrl_bench.data.questions import data_fingerprint, load_questions, shuffle_choices
 from ttrl_bench.errors import UsageError
-from ttrl_bench.tasks import DEFAULT_TASKS_DIR, Source, get_task
+from ttrl_bench.tasks.registry import DEFAULT_TASKS_DIR, Source, get_task
 
 MATH_ROWS = [
     {"unique_id": "test/algebra/1.json", "problem": "What is $1+1$?", "answer": "2", "level": 1, "subject": "Algebra"},

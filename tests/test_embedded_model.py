@@ -6,11 +6,11 @@ import subprocess
 import sys
 
 from ttrl_bench.data import load_questions
-from ttrl_bench.evaluate import EMBEDDED_MODEL
+from ttrl_bench.demo import EMBEDDED_MODEL
 from ttrl_bench.grading import Grader
-from ttrl_bench.measure import measure
+from ttrl_bench.measure.loop import measure
 from ttrl_bench.sampling import make_sampler
-from ttrl_bench.tasks import get_task
+from ttrl_bench.tasks.registry import get_task
 from ttrl_bench.types import SamplingParams
 
 from test_cli_eval import subprocess_env

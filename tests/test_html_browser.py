@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from ttrl_bench.leaderboard import render_leaderboard
-from ttrl_bench.plots import plot_training
-from ttrl_bench.records import QuestionScore, Record
+from ttrl_bench.report.leaderboard import render_leaderboard
+from ttrl_bench.report.plots import plot_training
+from ttrl_bench.measure.records import QuestionScore, Record
 
 CHROMIUM = Path("/usr/bin/chromium")
 MARKUP = '<script>alert("x")</script> & <b>bold</b>'

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from ttrl_bench.cli_report import add_leaderboard_parser
+from ttrl_bench.cli.report_cmds import add_leaderboard_parser
 from ttrl_bench.errors import UsageError
-from ttrl_bench.leaderboard import FORMATS, build_table, render_leaderboard
-from ttrl_bench.records import QuestionScore, Record, write_record
+from ttrl_bench.report.leaderboard import FORMATS, build_table, render_leaderboard
+from ttrl_bench.measure.records import QuestionScore, Record, write_record
 
 GOLDEN = Path(__file__).parent / "golden"
 EXTENSION = {"markdown": "md", "latex": "tex", "csv": "csv", "html": "html", "json": "json"}

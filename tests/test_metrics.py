@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ttrl_bench.metrics import default_ks, majority_vote, mean_stderr, pass_at_k, question_scores, summarize
+from ttrl_bench.measure.metrics import default_ks, majority_vote, mean_stderr, pass_at_k, question_scores, summarize
 from ttrl_bench.types import Completion, QuestionGrade
 
 CASES = json.loads((Path(__file__).parent / "cases" / "metrics_cases.json").read_text())

@@ -7,8 +7,8 @@ import matplotlib.image
 import pytest
 
 from ttrl_bench.errors import UsageError
-from ttrl_bench.plots import plot_leaderboard, plot_training
-from ttrl_bench.records import QuestionScore, Record
+from ttrl_bench.report.plots import plot_leaderboard, plot_training
+from ttrl_bench.measure.records import QuestionScore, Record
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -30,11 +30,10 @@ from pathlib import Path
 
 import pytest
 
-import ttrl_bench
+from conftest import subprocess_env
 from ttrl_bench.cli import main
-from ttrl_bench.measure import chunk_size_for
+from ttrl_bench.measure.loop import chunk_size_for
 
-REPO = Path(ttrl_bench.__file__).resolve().parent.parent
 QUESTIONS, N = 64, 16
 CHUNK = chunk_size_for(N)
 
@@ -51,12 +50,6 @@ def run_cli(argv: list[str]) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
-def subprocess_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [env.get("PYTHONPATH")])])
-    env.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
-    env.pop("PYTEST_CURRENT_TEST", None)
-    return env
 
 
 def complete_prefix(data: bytes) -> tuple[bytes, list[str]]:

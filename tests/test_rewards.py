@@ -14,10 +14,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ttrl_bench.errors import UsageError
-from ttrl_bench.metrics import Vote, majority_vote
-from ttrl_bench.rewards import (
-    ESTIMATORS,
-    get_estimator,
+from ttrl_bench.measure.metrics import Vote, majority_vote
+from ttrl_bench.adapt.methods import METHODS as ESTIMATORS
+from ttrl_bench.adapt.methods import get_method as get_estimator
+from ttrl_bench.adapt.estimators import (
     ground_truth_reward,
     label_accuracy,
     majority_reward,

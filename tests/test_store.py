@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -11,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-import ttrl_bench
+from conftest import subprocess_env
 from ttrl_bench.errors import UsageError
-from ttrl_bench.store import SAMPLES_FILE, SampleStore
+from ttrl_bench.measure.store import SAMPLES_FILE, SampleStore
 from ttrl_bench.types import Completion
 
 
@@ -109,7 +108,7 @@ def test_extra_may_not_overwrite_sample_fields(tmp_path):
 # store stands, until it is killed.
 WRITER = """
 import sys
-from ttrl_bench.store import SampleStore
+from ttrl_bench.measure.store import SampleStore
 from ttrl_bench.types import Completion
 store = SampleStore(sys.argv[1])
 i = len(store.done())
@@ -121,7 +120,7 @@ while True:
 
 
 def run_writer_until_killed(path: Path, min_bytes: int) -> None:
-    env = {**os.environ, "PYTHONPATH": str(Path(ttrl_bench.__file__).parent.parent)}
+    env = subprocess_env()
     child = subprocess.Popen([sys.executable, "-c", WRITER, str(path)], env=env)
     try:
         deadline = time.monotonic() + 60

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from ttrl_bench.errors import UsageError
-from ttrl_bench.tasks import DEFAULT_TASKS_DIR, TASKS_ENV, Prompt, get_task, load_task_file, load_tasks
+from ttrl_bench.tasks.registry import DEFAULT_TASKS_DIR, TASKS_ENV, Prompt, get_task, load_task_file, load_tasks
 
 SHIPPED = {"aime24", "aime25", "amc23", "math500", "gpqa_diamond", "gsm8k", "synth_near", "synth_shift"}
 REAL = SHIPPED - {"synth_near", "synth_shift"}

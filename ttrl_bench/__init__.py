@@ -14,7 +14,7 @@ __all__ = ["EvalConfig", "run_eval", "__version__"]
 
 def __getattr__(name):  # lazy: importing the package must not import torch
     if name in ("EvalConfig", "run_eval"):
-        from ttrl_bench import evaluate
+        from ttrl_bench.pipeline import evaluate
 
         return getattr(evaluate, name)
     raise AttributeError(name)

@@ -8,7 +8,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 from transformers import TrainerCallback
 
-from ttrl_bench.measure import Measurement
+from ttrl_bench.measure.loop import Measurement
 
 # The label-free criterion that picks the "best" step: the eval samples' mean majority ratio
 # (self-agreement). True labels never choose a checkpoint; reported next to the last step.

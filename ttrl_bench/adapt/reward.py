@@ -1,4 +1,4 @@
-"""The TRL reward function: one estimator from ``ttrl_bench.rewards`` applied group by group.
+"""The TRL reward function: one estimator from ``ttrl_bench.adapt.methods`` applied group by group.
 
 TRL calls it with the completions of a generation batch, each question's group of
 G completions consecutive (``config.check_group_layout`` makes sure a group is never
@@ -14,9 +14,10 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from ttrl_bench import rewards as R
+from ttrl_bench.adapt import estimators as E
+from ttrl_bench.adapt.methods import get_method
 from ttrl_bench.grading import Grader, extract_answer
-from ttrl_bench.metrics import majority_vote
+from ttrl_bench.measure.metrics import majority_vote
 from ttrl_bench.types import AnswerType
 
 ExtraSampler = Callable[[str, int], list[str]]  # (prompt, count) -> completion texts
@@ -26,10 +27,8 @@ class GroupReward:
     """Callable TRL reward function for one method; keeps per-step diagnostics."""
 
     def __init__(self, method: str, *, answer_type: AnswerType, grader: Grader, group_size: int, votes: int, seed: int):
-        if method not in R.ESTIMATORS:
-            raise ValueError(f"unknown method {method!r}")
         self.method = method
-        self.spec = R.ESTIMATORS[method]
+        self.spec = get_method(method, "method")
         self.answer_type = answer_type
         self.grader = grader
         self.group_size = group_size
@@ -75,37 +74,38 @@ class GroupReward:
         if reference is not None:
             class_correct = [self.grader.equivalent(reference, rep, self.answer_type) is True for rep in reps]
         vote = majority_vote(classes, class_correct)
-        truth = R.ground_truth_reward(classes[:G], class_correct) if class_correct is not None else None
+        truth = E.ground_truth_reward(classes[:G], class_correct) if class_correct is not None else None
         rewards = self._estimate(classes, answers, class_correct, prompt, ids)[:G]
         diag = {"majority_ratio": vote.majority_ratio, "reward_mean": sum(rewards) / G}
         if truth is not None:
             diag["label_accuracy"] = float(vote.correct)
             if self.spec.unit_interval:  # thresholding at 0.5 means nothing for unbounded rewards
-                diag["reward_accuracy"] = R.reward_accuracy(rewards, truth)
+                diag["reward_accuracy"] = E.reward_accuracy(rewards, truth)
             diag["train_accuracy"] = sum(truth) / G
         return rewards, diag
 
     def _estimate(self, classes, answers, class_correct, prompt, ids) -> list[float]:
-        m = self.method
-        if m == "ttrl":
-            return R.majority_reward(classes)
-        if m == "soft-majority":
-            return R.soft_majority_reward(classes)
-        if m == "leakage":
-            if class_correct is None:
-                raise RuntimeError("the leakage method needs reference answers")
-            return R.ground_truth_reward(classes, class_correct)
-        if m == "format":
-            return R.format_reward(answers)
-        if m == "random":
-            return R.random_reward(len(classes), self.rng)
-        if self.scorer is None or ids is None:
-            raise RuntimeError(f"method {m!r} needs the policy's logits; bind() the reward to a trainer first")
-        logits, logprobs, mask = self.scorer([prompt] * len(ids), ids)
-        if m == "self-certainty":
-            return R.self_certainty(logits, mask)
-        if m == "neg-entropy":
-            return R.neg_entropy(logits, mask)
-        if m == "trajectory-logprob":
-            return R.trajectory_logprob(logprobs, mask)
-        raise RuntimeError(f"no dispatch for method {m!r}")
+        """Call the method's estimator with what its registry entry ``needs``, in that order."""
+        args: list = []
+        scored = None
+        for need in self.spec.needs:
+            if need == "classes":
+                args.append(classes)
+            elif need == "labels":
+                if class_correct is None:
+                    raise RuntimeError(f"method {self.method!r} needs reference answers")
+                args.append(class_correct)
+            elif need == "answers":
+                args.append(answers)
+            elif need == "rng":
+                args += [len(classes), self.rng]
+            elif need in ("logits", "logprobs"):
+                if self.scorer is None or ids is None:
+                    raise RuntimeError(f"method {self.method!r} needs the policy's logits; bind() the reward to a trainer first")
+                if scored is None:
+                    scored = self.scorer([prompt] * len(ids), ids)
+                logits, logprobs, mask = scored
+                args += [logits if need == "logits" else logprobs, mask]
+            else:  # a Need the registry allows but nobody taught this function
+                raise RuntimeError(f"method {self.method!r}: unknown need {need!r}")
+        return self.spec.fn(*args)

@@ -17,7 +17,7 @@ from ttrl_bench.adapt.policy import bind
 from ttrl_bench.adapt.reward import GroupReward
 from ttrl_bench.data import load_questions
 from ttrl_bench.grading import Grader
-from ttrl_bench.measure import measure
+from ttrl_bench.measure.loop import measure
 from ttrl_bench.tasks import get_task
 from ttrl_bench.types import SamplingParams
 

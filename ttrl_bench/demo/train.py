@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from ttrl_bench.demo.synthetic import MISCONCEPTION, PretrainMix, held_out_pairs, pretrain_examples, test_split
+from ttrl_bench.data.synthetic import MISCONCEPTION, PretrainMix, held_out_pairs, pretrain_examples, test_split
 from ttrl_bench.demo.tokenizer import build_tokenizer
 
 DEFAULT_OUT = Path(__file__).parent / "model"

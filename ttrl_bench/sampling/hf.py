@@ -17,7 +17,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig, 
 from transformers.generation import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
 
 from ttrl_bench.errors import UsageError
-from ttrl_bench.sampling import check_params, encode_prompts, prompt_seed, replicate_greedy
+from ttrl_bench.sampling.base import check_params, encode_prompts, prompt_seed, replicate_greedy
 from ttrl_bench.types import Completion, SamplingParams
 
 # Sequences per generate call. On GPU the KV cache of long samples is the limit;

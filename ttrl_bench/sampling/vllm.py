@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ttrl_bench.errors import UsageError
-from ttrl_bench.sampling import check_params, encode_prompts, prompt_seed, replicate_greedy
+from ttrl_bench.sampling.base import check_params, encode_prompts, prompt_seed, replicate_greedy
 from ttrl_bench.types import Completion, SamplingParams
 
 CPU_MEMORY_SHARE = 0.1

@@ -14,27 +14,20 @@ import sys
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from ttrl_bench import rewards as R
+from ttrl_bench.adapt.methods import parse_methods
 from ttrl_bench.adapt.callbacks import BEST_CRITERION, TrainLog
-from ttrl_bench.adapt.comparison import comparison_table
+from ttrl_bench.report.comparison import comparison_table
 from ttrl_bench.adapt.config import PAPER, TINY, AdaptConfig, paper_steps, per_device_batch, with_overrides
 from ttrl_bench.adapt.train import AdaptSpec, adapt
 from ttrl_bench.errors import UsageError
-from ttrl_bench.evaluate import (
-    EMBEDDED_MODEL, Prepared, default_out_dir, make_record, measure_into, open_run_dir, prepare, write_json,
-)
+from ttrl_bench.demo import EMBEDDED_MODEL
+from ttrl_bench.measure.rundir import default_out_dir, open_run_dir, write_json
+from ttrl_bench.pipeline.config import Prepared, prepare
+from ttrl_bench.pipeline.evaluate import make_record, measure_into
 from ttrl_bench.grading import Grader
-from ttrl_bench.measure import Measurement
-from ttrl_bench.provenance import git_revision, library_versions, model_fingerprint
-from ttrl_bench.records import Record, write_record
-
-
-def parse_methods(text: str) -> list[str]:
-    methods = [m.strip() for m in text.split(",") if m.strip()]
-    unknown = [m for m in methods if m not in R.ESTIMATORS]
-    if not methods or unknown:
-        raise UsageError(f"--methods: unknown method {unknown[0] if unknown else text!r}; expected some of {', '.join(R.ESTIMATORS)}")
-    return list(dict.fromkeys(methods))
+from ttrl_bench.measure.loop import Measurement
+from ttrl_bench.measure.provenance import git_revision, library_versions, model_fingerprint
+from ttrl_bench.measure.records import Record, write_record
 
 
 def resolve_adapt(args, prep: Prepared) -> AdaptConfig:
@@ -122,13 +115,13 @@ def _copy_plots(rec: Record, record_dir: Path, leaderboard: Path) -> list[str]:
 
 
 def run_from_args(args, eval_cfg) -> int:
-    from ttrl_bench.plots import plot_training
+    from ttrl_bench.report.plots import plot_training
 
     methods = parse_methods(args.methods)
     prep = prepare(eval_cfg)
     cfg = resolve_adapt(args, prep)
     identity = {**prep.identity, "adapt": {k: v for k, v in asdict(cfg).items() if k != "method"}}
-    run_dir = args.out or default_out_dir(prep, "run", identity)
+    run_dir = args.out or default_out_dir(prep.task.name, prep.model_name, identity, "run")
     open_run_dir(run_dir, identity, {
         "identity": identity, "request": {**vars(args), "func": None}, "model_dir": str(prep.model_dir),
         "versions": library_versions(), "git_revision": git_revision(),

@@ -5,21 +5,20 @@ floats. Answer-based estimators take the group's answer classes (-1 = no answer;
 as in ``QuestionGrade``); logit-based ones take the policy's logits over the response
 tokens. Nothing here touches global state (the random control gets its rng passed in).
 
-``ESTIMATORS`` maps a method name to an ``EstimatorSpec`` so the adaptation code can
-dispatch on ``needs`` and refuse unknown names (``get_estimator``).
+The methods registry (``ttrl_bench.adapt.methods``) names them and says what each needs.
+torch is imported only by the logit-based ones, so reading the registry stays cheap.
 """
 from __future__ import annotations
 
 import math
 import random
 from collections import Counter
-from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
-import torch
+from ttrl_bench.measure.metrics import Vote, majority_vote
 
-from ttrl_bench.errors import UsageError
-from ttrl_bench.metrics import Vote, majority_vote
+if TYPE_CHECKING:
+    import torch
 
 
 # --- answer-based estimators -------------------------------------------------------------
@@ -82,6 +81,8 @@ def _check_classes(classes: Sequence[int], class_correct: Sequence[bool] | None 
 
 def _masked_token_mean(per_token: torch.Tensor, mask: torch.Tensor) -> list[float]:
     """Mean over the positions where mask is 1, per sample; padding values never leak in."""
+    import torch
+
     if mask.shape != per_token.shape:
         raise ValueError(f"mask shape {tuple(mask.shape)} does not match (G, T) = {tuple(per_token.shape)}")
     keep = mask.detach().to(torch.bool)
@@ -99,6 +100,8 @@ def _masked_token_mean(per_token: torch.Tensor, mask: torch.Tensor) -> list[floa
 def _per_token(logits: torch.Tensor, score: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
     """score (T, V) -> (T,) applied sample by sample: the (T, V) temporaries of softmax and
     friends then cost one sample's memory, not the whole group's (16 x 512 x 152k floats is 5 GB)."""
+    import torch
+
     if logits.dim() != 3:
         raise ValueError(f"logits must have shape (G, T, V), got {tuple(logits.shape)}")
     # bf16/fp16 logsumexp loses the small differences these scores are made of.
@@ -117,6 +120,8 @@ def self_certainty(logits: torch.Tensor, mask: torch.Tensor) -> list[float]:
     code and shared/CONTEXT.md drop the constant -log V; GRPO's group-relative advantage is
     unchanged by it, and keeping it makes the score the KL it is named after.
     """
+    import torch
+
     log_vocab = math.log(logits.shape[-1])
     per_token = _per_token(logits, lambda x: torch.logsumexp(x, dim=-1) - x.mean(dim=-1) - log_vocab)
     return _masked_token_mean(per_token, mask)
@@ -127,6 +132,8 @@ def neg_entropy(logits: torch.Tensor, mask: torch.Tensor) -> list[float]:
 
     Ranges from -log V (uniform) to 0 (one-hot).
     """
+    import torch
+
     # entr(p) = -p log p with entr(0) = 0, so tokens masked to -inf logits are handled.
     per_token = _per_token(logits, lambda x: torch.special.entr(torch.softmax(x, dim=-1)).sum(dim=-1))
     return [-value for value in _masked_token_mean(per_token, mask)]
@@ -137,6 +144,8 @@ def trajectory_logprob(token_logprobs: torch.Tensor, mask: torch.Tensor) -> list
 
     token_logprobs: (G, T), log p(sampled token) at each response position.
     """
+    import torch
+
     if token_logprobs.dim() != 2:
         raise ValueError(f"token_logprobs must have shape (G, T), got {tuple(token_logprobs.shape)}")
     logprobs = token_logprobs.detach()
@@ -155,7 +164,7 @@ def reward_accuracy(estimated: Sequence[float], true: Sequence[float]) -> float:
 
     Both are thresholded at 0.5 (reward >= 0.5 counts as 1), so for 0/1 rewards this is
     plain equality, and a soft-majority share counts as 1 from half the group up. Only
-    meaningful for rewards on [0, 1] (``EstimatorSpec.unit_interval``): a neg-entropy is
+    meaningful for rewards on [0, 1] (``Method.unit_interval``): a neg-entropy is
     never >= 0.5 and a self-certainty has no fixed scale.
     """
     if len(estimated) != len(true):
@@ -164,48 +173,3 @@ def reward_accuracy(estimated: Sequence[float], true: Sequence[float]) -> float:
         raise ValueError("reward_accuracy needs at least one sample")
     agree = sum((e >= 0.5) == (t >= 0.5) for e, t in zip(estimated, true))
     return agree / len(estimated)
-
-
-# --- registry ----------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class EstimatorSpec:
-    """How to call one reward estimator.
-
-    ``fn`` takes, in order, the arguments that ``needs`` names:
-    "classes" -> the group's answer classes; "labels" -> class_correct (the reference, so
-    not label-free); "answers" -> the extracted answer strings (None = none);
-    "logits" -> (logits (G, T, V), mask (G, T)); "logprobs" -> (token_logprobs (G, T), mask);
-    "rng" -> (group_size, random.Random).
-    """
-
-    name: str
-    fn: Callable[..., list[float]]
-    needs: tuple[str, ...]
-    label_free: bool
-    unit_interval: bool  # rewards lie in [0, 1], so reward_accuracy is meaningful
-    summary: str
-
-
-ESTIMATORS: dict[str, EstimatorSpec] = {
-    spec.name: spec
-    for spec in (
-        EstimatorSpec("ttrl", majority_reward, ("classes",), True, True, "1 if the answer matches the majority answer"),
-        EstimatorSpec("soft-majority", soft_majority_reward, ("classes",), True, True, "share of the group giving the same answer"),
-        EstimatorSpec("self-certainty", self_certainty, ("logits",), True, False, "mean KL(uniform || p) over response tokens"),
-        EstimatorSpec("neg-entropy", neg_entropy, ("logits",), True, False, "minus the mean token entropy"),
-        EstimatorSpec("leakage", ground_truth_reward, ("classes", "labels"), False, True, "1 if the answer is correct (uses labels)"),
-        EstimatorSpec("random", random_reward, ("rng",), True, True, "Bernoulli(0.5) control"),
-        EstimatorSpec("format", format_reward, ("answers",), True, True, "1 if an answer was extracted"),
-        EstimatorSpec("trajectory-logprob", trajectory_logprob, ("logprobs",), True, False, "mean log-prob of the sampled tokens"),
-    )
-}
-
-
-def get_estimator(name: str, source: str = "method") -> EstimatorSpec:
-    """The spec of a method name; ``source`` names the flag or field in the error."""
-    try:
-        return ESTIMATORS[name]
-    except KeyError:
-        known = ", ".join(sorted(ESTIMATORS))
-        raise UsageError(f"{source}: unknown reward method {name!r}, expected one of: {known}") from None

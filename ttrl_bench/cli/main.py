@@ -45,7 +45,7 @@ def _add_eval_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _eval_config(args):
-    from ttrl_bench.evaluate import DEFAULT_TASK, EvalConfig
+    from ttrl_bench.pipeline.config import DEFAULT_TASK, EvalConfig
 
     return EvalConfig(
         task=args.task or DEFAULT_TASK, model=args.model, model_name=args.model_name, backend=args.backend,
@@ -76,8 +76,8 @@ def cmd_tasks(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from ttrl_bench.evaluate import run_eval
-    from ttrl_bench.report import summary_table
+    from ttrl_bench.pipeline.evaluate import run_eval
+    from ttrl_bench.report.console import summary_table
 
     _set_threads(args)
     out, m, record = run_eval(_eval_config(args), args.out, None if args.no_leaderboard else args.leaderboard)
@@ -87,7 +87,7 @@ def cmd_eval(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from ttrl_bench.adapt.run import run_from_args
+    from ttrl_bench.pipeline.run import run_from_args
 
     _set_threads(args)
     return run_from_args(args, _eval_config(args))
@@ -117,12 +117,12 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Measure the base model, adapt it on the task's unlabeled questions with each "
                        "method through TRL's GRPOTrainer, measure again, and print the comparison.")
     _add_eval_flags(p)
-    from ttrl_bench.adapt.flags import add_adapt_flags
+    from ttrl_bench.cli.adapt_flags import add_adapt_flags
 
     add_adapt_flags(p)
     p.set_defaults(func=cmd_run)
 
-    from ttrl_bench.cli_report import add_check_parser, add_leaderboard_parser
+    from ttrl_bench.cli.report_cmds import add_check_parser, add_leaderboard_parser
 
     add_leaderboard_parser(sub)
     add_check_parser(sub)

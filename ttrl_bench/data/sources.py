@@ -11,8 +11,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ttrl_bench.checked_yaml import display_path
-from ttrl_bench.demo.synthetic import test_split
+from ttrl_bench.tasks.checked_yaml import display_path
+from ttrl_bench.data.synthetic import test_split
 from ttrl_bench.errors import UsageError
 from ttrl_bench.tasks import Task
 

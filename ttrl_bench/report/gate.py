@@ -1,7 +1,7 @@
 """The CI regression gate: is a run significantly worse than a baseline on the same questions?
 
 Records are paired by (task, method). For each pair the per-question scores of the
-metric are compared with ttrl_bench.compare.paired_difference (paired bootstrap over
+metric are compared with ttrl_bench.report.stats.paired_difference (paired bootstrap over
 questions). A pair is a *regression* when the one-sided test says the run is worse
 at level alpha (p_worse < alpha) and the observed drop exceeds ``min_effect``
 points; an *improvement* is the mirror image. The exit code is 1 when any pair
@@ -14,10 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from tabulate import tabulate
 
-from ttrl_bench.compare import PairedDiff, paired_difference, parse_metric, question_scores
+from ttrl_bench.report.stats import PairedDiff, paired_difference, parse_metric, question_scores
 from ttrl_bench.errors import UsageError
-from ttrl_bench.leaderboard import markdown_escape
-from ttrl_bench.records import Record
+from ttrl_bench.report.leaderboard import markdown_escape
+from ttrl_bench.measure.records import Record
 
 REGRESSION = "regression"
 IMPROVEMENT = "improvement"

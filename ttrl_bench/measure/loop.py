@@ -12,9 +12,9 @@ from dataclasses import dataclass, replace
 from tqdm.auto import tqdm
 
 from ttrl_bench.grading import Grader
-from ttrl_bench.metrics import summarize
+from ttrl_bench.measure.metrics import summarize
 from ttrl_bench.sampling import Sampler, render_prompt
-from ttrl_bench.store import SampleStore
+from ttrl_bench.measure.store import SampleStore
 from ttrl_bench.types import AnswerType, Completion, Question, QuestionGrade, SamplingParams
 
 

@@ -14,14 +14,14 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import ttrl_bench
-from ttrl_bench.checked_yaml import Section, display_path, read_yaml_mapping
-from ttrl_bench.demo.synthetic import SPLIT_DIGITS
+from ttrl_bench.tasks.checked_yaml import Section, display_path, read_yaml_mapping
 from ttrl_bench.errors import UsageError
 from ttrl_bench.types import AnswerType, SamplingParams
 
 TASKS_ENV = "TTRL_BENCH_TASKS"
-DEFAULT_TASKS_DIR = Path(ttrl_bench.__file__).resolve().parent.parent / "tasks"
+DEFAULT_TASKS_DIR = Path(__file__).resolve().parent / "builtin"  # shipped in the wheel; ./tasks links here
+# the embedded generator's splits (ttrl_bench.data.synthetic.SPLIT_DIGITS; a test keeps the two equal)
+BUILTIN_SPLITS = ("near", "shift")
 ANSWER_TYPES: tuple[str, ...] = ("math", "integer", "choice")
 BUILTINS: tuple[str, ...] = ("synthetic",)
 CHOICE_LETTERS = "ABCDEFGHIJ"
@@ -178,7 +178,7 @@ def _read_source(top: Section) -> Source:
         for key in ("config", "revision", "gated"):
             if s.has(key):
                 raise s.rule(key, "applies to hub sources only, not to a builtin source")
-        return Source(split=s.choice("split", tuple(SPLIT_DIGITS)), builtin=builtin)
+        return Source(split=s.choice("split", BUILTIN_SPLITS), builtin=builtin)
     hub = s.text("hub")
     if hub.count("/") != 1 or any(not part for part in hub.split("/")):
         raise s.error("hub", "must be a hub dataset id 'owner/name'")

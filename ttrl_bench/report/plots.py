@@ -15,10 +15,10 @@ import matplotlib
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from ttrl_bench.compare import parse_metric
+from ttrl_bench.report.stats import parse_metric
 from ttrl_bench.errors import UsageError
-from ttrl_bench.leaderboard import METHOD_ORDER
-from ttrl_bench.records import Record
+from ttrl_bench.adapt.methods import sort_methods
+from ttrl_bench.measure.records import Record
 
 _EVAL_KEY = re.compile(r"(pass|maj)@[1-9][0-9]*")
 _SIGNAL_KEYS = ("label_accuracy", "reward_accuracy", "reward_mean")
@@ -82,7 +82,7 @@ def plot_leaderboard(records: Sequence[Record], path: Path, *, metric: str = "pa
         raise UsageError(f"--metric {metric}: no record has it")
     models = sorted({r.model for r in usable}, key=lambda m: (m.casefold(), m))
     present = {r.method for r in usable}
-    methods = [m for m in METHOD_ORDER if m in present] + sorted(present - set(METHOD_ORDER))
+    methods = sort_methods(present)
     tasks = sorted({r.task for r in usable})
     by_key = {(r.model, r.task, r.method): r.metrics[metric] for r in usable}
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from tabulate import tabulate
 
-from ttrl_bench.compare import paired_difference
-from ttrl_bench.records import Record
-from ttrl_bench.report import pct
+from ttrl_bench.report.stats import paired_difference
+from ttrl_bench.measure.records import Record
+from ttrl_bench.report.console import pct
 
 
 def _per_question(rec: Record) -> dict[str, float]:

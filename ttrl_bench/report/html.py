@@ -12,8 +12,9 @@ import html
 import json
 from pathlib import Path
 
-from ttrl_bench.leaderboard import METHOD_ORDER, Table
-from ttrl_bench.records import Record
+from ttrl_bench.adapt.methods import METHOD_ORDER
+from ttrl_bench.measure.records import Record
+from ttrl_bench.report.table import Table
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from tabulate import tabulate
 
-from ttrl_bench.records import Record
+from ttrl_bench.measure.records import Record
 
 
 def pct(mean: float, stderr: float | None = None) -> str:

@@ -29,9 +29,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ttrl_bench import metrics
+from ttrl_bench.measure import metrics
 from ttrl_bench.errors import UsageError
-from ttrl_bench.records import Record
+from ttrl_bench.measure.records import Record
 
 # Rows of resampled indices drawn at once: bounds memory (n_boot x Q int64) for
 # large question sets (GSM8K has 1319) without changing the draws' meaning.

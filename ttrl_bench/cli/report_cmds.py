@@ -11,10 +11,10 @@ import os
 import sys
 from pathlib import Path
 
-from ttrl_bench.check import check, render_check
+from ttrl_bench.report.gate import check, render_check
 from ttrl_bench.errors import UsageError
-from ttrl_bench.leaderboard import FORMATS, LAYOUTS, render_leaderboard
-from ttrl_bench.records import Record, load_record, load_records
+from ttrl_bench.report.leaderboard import FORMATS, LAYOUTS, render_leaderboard
+from ttrl_bench.measure.records import Record, load_record, load_records
 
 
 def records_directory(path: str | Path) -> Path:
@@ -79,7 +79,7 @@ def run_leaderboard(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(text)
     if args.plot:
-        from ttrl_bench.plots import plot_leaderboard  # matplotlib only when asked for
+        from ttrl_bench.report.plots import plot_leaderboard  # matplotlib only when asked for
 
         plot_leaderboard(records, args.plot, metric=metrics[0])
     return 0

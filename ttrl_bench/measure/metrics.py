@@ -27,8 +27,16 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from ttrl_bench.records import QuestionScore
 from ttrl_bench.types import Completion, QuestionGrade
+
+@dataclass(frozen=True)
+class QuestionScore:
+    id: str
+    n: int  # samples
+    c: int  # correct samples
+    maj_correct: bool
+    level: str | None = None
+
 
 NO_LEVEL = "none"  # by_level key for questions without meta["level"] when other questions have one
 

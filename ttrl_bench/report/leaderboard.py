@@ -17,50 +17,19 @@ import io
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from tabulate import tabulate
 
-from ttrl_bench.compare import parse_metric
+from ttrl_bench.report.stats import parse_metric
 from ttrl_bench.errors import UsageError
-from ttrl_bench.records import Record
+from ttrl_bench.adapt.methods import display_name, sort_methods
+from ttrl_bench.measure.records import Record
+from ttrl_bench.report.html import render_page
+from ttrl_bench.report.table import Cell, Gain, Score, Share, Table, cell_text
 
 FORMATS = ("markdown", "latex", "csv", "html", "json")
 LAYOUTS = ("paper", "long")
-# Known methods first in this order (the paper's three, then the controls); others alphabetically.
-METHOD_ORDER = ("base", "ttrl", "leakage", "random", "format", "soft-majority", "self-certainty", "neg-entropy")
-_DISPLAY = {"ttrl": "TTRL"}
-MISSING = "—"
-
-
-@dataclass(frozen=True)
-class Score:
-    mean: float  # points
-    stderr: float
-
-
-@dataclass(frozen=True)
-class Gain:
-    points: float
-    percent: float | None  # relative to base; None when base is 0
-
-
-@dataclass(frozen=True)
-class Share:
-    fraction: float  # (method - base) / (leakage - base)
-
-
-Cell = str | Score | Gain | Share | None
-
-
-@dataclass(frozen=True)
-class Table:
-    layout: str
-    metrics: tuple[str, ...]
-    headers: tuple[str, ...]
-    kinds: tuple[type, ...]  # per column: str, Score, Gain or Share
-    rows: tuple[tuple[Cell, ...], ...]
 
 
 def render_leaderboard(
@@ -83,8 +52,6 @@ def render_leaderboard(
         return _csv(table)
     if fmt == "json":
         return json.dumps(_json(table), indent=2, ensure_ascii=False) + "\n"
-    from ttrl_bench.leaderboard_html import render_page
-
     return render_page(_tabulate(table, "html", str), table, records, Path(record_dir or "."))
 
 
@@ -127,7 +94,7 @@ class _Grid:
         self.models = sorted({r.model for r in records}, key=lambda m: (m.casefold(), m))
         self.tasks = sorted({r.task for r in records})
         present = {r.method for r in records}
-        self.methods = [m for m in METHOD_ORDER if m in present] + sorted(present - set(METHOD_ORDER))
+        self.methods = sort_methods(present)
 
     def score(self, model: str, task: str, method: str, metric: str) -> Score | None:
         record = self.cells.get((model, task, method))
@@ -165,7 +132,7 @@ def _share(score: Score | None, base: Score | None, leakage: Score | None) -> Sh
 
 
 def _method_name(method: str) -> str:
-    return _DISPLAY.get(method, method)
+    return display_name(method)
 
 
 def _paper_table(grid: _Grid, metrics: tuple[str, ...]) -> Table:
@@ -231,18 +198,6 @@ def _long_table(grid: _Grid, metrics: tuple[str, ...]) -> Table:
 
 
 # --- output formats ---------------------------------------------------------------------
-
-
-def cell_text(cell: Cell) -> str:
-    if cell is None:
-        return MISSING
-    if isinstance(cell, Score):
-        return f"{cell.mean:.1f} ± {cell.stderr:.1f}"
-    if isinstance(cell, Gain):
-        return f"{cell.points:+.1f}" + (f" ({cell.percent:+.0f}%)" if cell.percent is not None else "")
-    if isinstance(cell, Share):
-        return f"{100 * cell.fraction:.0f}%"
-    return cell
 
 
 def markdown_escape(text: str) -> str:

@@ -15,7 +15,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from ttrl_bench.data_sources import read_rows
+from ttrl_bench.data.sources import read_rows
 from ttrl_bench.errors import UsageError
 from ttrl_bench.tasks import CHOICE_LETTERS, Task
 from ttrl_bench.types import Question

@@ -15,17 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from ttrl_bench.errors import UsageError
+from ttrl_bench.measure.metrics import QuestionScore
 
 SCHEMA_VERSION = 1
-
-
-@dataclass(frozen=True)
-class QuestionScore:
-    id: str
-    n: int  # samples
-    c: int  # correct samples
-    maj_correct: bool
-    level: str | None = None
 
 
 @dataclass(frozen=True)

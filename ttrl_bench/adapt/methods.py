@@ -1,0 +1,104 @@
+"""The methods registry: every adaptation method, what its reward needs, and how tables show it.
+
+The CLI's ``--methods`` choices and help, the reward function's dispatch, and the order
+and colour of methods in every table and figure all come from ``METHODS``; a method added
+here is available everywhere, and nothing else lists method names.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+from ttrl_bench.adapt import estimators as E
+from ttrl_bench.errors import UsageError
+
+# What an estimator is called with, in the order of ``Method.needs``:
+#   classes -> the group's answer classes (-1 = no answer)
+#   labels  -> class_correct: which classes match the reference (true labels: not label-free)
+#   answers -> the extracted answer strings (None = none)
+#   logits  -> (per-token logits (G, T, V), mask (G, T)) of the policy on its own samples
+#   logprobs -> (log p of the sampled tokens (G, T), mask (G, T))
+#   rng     -> (group size, a random.Random seeded per run and process)
+Need = Literal["classes", "labels", "answers", "logits", "logprobs", "rng"]
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    fn: Callable[..., list[float]]
+    needs: tuple[Need, ...]
+    label_free: bool
+    unit_interval: bool  # rewards lie in [0, 1], so reward accuracy (thresholded at 0.5) is meaningful
+    summary: str
+    display: str  # as tables and legends show it
+    colour: str  # the same in every figure
+    control: bool = False  # a control (random, format), not a reward anybody proposes
+
+
+# Display order: the paper's pair, the controls, then the other label-free rewards.
+METHODS: dict[str, Method] = {
+    m.name: m
+    for m in (
+        Method("ttrl", E.majority_reward, ("classes",), True, True,
+               "1 if the answer matches the majority answer of the votes", "TTRL", "#1f77b4"),
+        Method("leakage", E.ground_truth_reward, ("classes", "labels"), False, True,
+               "1 if the answer is correct (true labels: the upper bound)", "leakage", "#2ca02c"),
+        Method("random", E.random_reward, ("rng",), True, True, "Bernoulli(0.5): a control", "random", "#7f7f7f",
+               control=True),
+        Method("format", E.format_reward, ("answers",), True, True, "1 if an answer can be extracted: a control",
+               "format", "#bcbd22", control=True),
+        Method("soft-majority", E.soft_majority_reward, ("classes",), True, True,
+               "share of the group giving the same answer (EMPO/SRT)", "soft-majority", "#9467bd"),
+        Method("self-certainty", E.self_certainty, ("logits",), True, False,
+               "mean KL(uniform || p) over response tokens (INTUITOR)", "self-certainty", "#8c564b"),
+        Method("neg-entropy", E.neg_entropy, ("logits",), True, False,
+               "minus the mean token entropy (RENT / EM-RL)", "neg-entropy", "#e377c2"),
+        Method("trajectory-logprob", E.trajectory_logprob, ("logprobs",), True, False,
+               "mean log-prob of the sampled tokens (EM-RL seq)", "trajectory-logprob", "#17becf"),
+    )
+}
+
+BASE_COLOUR = "#000000"
+# "base" (the unadapted model) first, then the registry's order; unknown names sort last, alphabetically.
+METHOD_ORDER: tuple[str, ...] = ("base", *METHODS)
+
+
+def get_method(name: str, source: str = "--methods") -> Method:
+    """The registry entry of ``name``; ``source`` names the flag or field in the error."""
+    try:
+        return METHODS[name]
+    except KeyError:
+        raise UsageError(f"{source}: unknown method {name!r}; expected one of: {', '.join(METHODS)}") from None
+
+
+def parse_methods(text: str | Iterable[str], source: str = "--methods") -> tuple[str, ...]:
+    """Method names from "a,b" or a sequence, checked against the registry, duplicates dropped."""
+    names = [m.strip() for m in text.split(",")] if isinstance(text, str) else [str(m).strip() for m in text]
+    names = [m for m in names if m]
+    if not names:
+        raise UsageError(f"{source}: no method given; expected some of: {', '.join(METHODS)}")
+    for name in names:
+        get_method(name, source)
+    return tuple(dict.fromkeys(names))
+
+
+def sort_methods(names: Iterable[str]) -> list[str]:
+    rank = {m: i for i, m in enumerate(METHOD_ORDER)}
+    return sorted(set(names), key=lambda m: (rank.get(m, len(rank)), m))
+
+
+def display_name(method: str) -> str:
+    return METHODS[method].display if method in METHODS else method
+
+
+def colour(method: str) -> str:
+    if method == "base":
+        return BASE_COLOUR
+    if method in METHODS:
+        return METHODS[method].colour
+    return "#ff7f0e"  # any method the registry does not know (records from elsewhere)
+
+
+def methods_help() -> str:
+    return "; ".join(f"{m.name}: {m.summary}" for m in METHODS.values())

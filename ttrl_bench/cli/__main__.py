@@ -1,0 +1,5 @@
+import sys
+
+from ttrl_bench.cli.main import main
+
+sys.exit(main())

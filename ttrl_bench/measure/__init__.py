@@ -1,0 +1,1 @@
+"""One measurement: samples -> grades -> metrics, the sample store, run records and provenance."""

@@ -1,0 +1,1 @@
+"""The two jobs: ``evaluate`` (measure one model) and ``run`` (base -> adaptation -> comparison)."""

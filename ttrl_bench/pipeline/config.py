@@ -1,0 +1,127 @@
+"""What the user asks for (``EvalConfig``) and what it resolves to (``Prepared``): task, questions,
+model, sampling parameters and the identity that makes two runs the same run."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from ttrl_bench.data import data_fingerprint, load_questions
+from ttrl_bench.demo import EMBEDDED_MODEL, EMBEDDED_NAME
+from ttrl_bench.errors import UsageError
+from ttrl_bench.measure.loop import chunk_size_for
+from ttrl_bench.measure.provenance import model_fingerprint
+from ttrl_bench.tasks import Task, get_task
+from ttrl_bench.types import Question, SamplingParams
+
+DEFAULT_TASK = "synth_near"
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """What the user asked for; ``None`` means "the task's default"."""
+
+    task: str = DEFAULT_TASK
+    model: str | None = None  # None: the embedded tiny model
+    model_name: str | None = None  # display name in tables; default derived from the path
+    backend: str = "hf"
+    n: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    max_new_tokens: int | None = None
+    limit: int | None = None
+    seed: int = 0
+    data: str | None = None
+    chat_template: bool | None = None
+    trust_remote_code: bool = False
+    batch_size: int | None = None
+    grading_timeout: float = 5.0
+
+
+def resolve_model(model: str | None) -> tuple[Path, str]:
+    """The model directory and its display name."""
+    if model is None:
+        return EMBEDDED_MODEL, EMBEDDED_NAME
+    path = Path(model).expanduser()
+    if not path.is_dir():
+        raise UsageError(
+            f"--model: {model!r} is not a local model directory (no hub access at run time; "
+            "download it first and pass its path)"
+        )
+    if not (path / "config.json").is_file():
+        # checked here, not only by the sampler: before a run directory is made or a progress bar drawn
+        raise UsageError(f"--model: {model!r} has no config.json; expected a transformers model directory")
+    return path, path.resolve().name
+
+
+def resolve_sampling(task: Task, cfg: EvalConfig) -> SamplingParams:
+    g = task.generation
+
+    def pick(value, default):
+        return default if value is None else value
+
+    params = SamplingParams(
+        n=pick(cfg.n, g.n),
+        temperature=pick(cfg.temperature, g.temperature),
+        top_p=pick(cfg.top_p, g.top_p),
+        top_k=pick(cfg.top_k, g.top_k),
+        max_new_tokens=pick(cfg.max_new_tokens, g.max_new_tokens),
+        seed=cfg.seed,
+    )
+    if params.n < 1:
+        raise UsageError(f"-n/--n: must be an integer >= 1, got {params.n}")
+    if params.max_new_tokens < 1:
+        raise UsageError(f"--max-new-tokens: must be >= 1, got {params.max_new_tokens}")
+    if params.temperature < 0:
+        raise UsageError(f"--temperature: must be >= 0, got {params.temperature}")
+    if not 0 < params.top_p <= 1:
+        raise UsageError(f"--top-p: must be in (0, 1], got {params.top_p}")
+    if cfg.limit is not None and cfg.limit < 1:
+        raise UsageError(f"--limit: must be >= 1, got {cfg.limit}")
+    return params
+
+
+@dataclass(frozen=True)
+class Prepared:
+    task: Task
+    questions: list[Question]
+    model_dir: Path
+    model_name: str
+    params: SamplingParams
+    chat_template: bool
+    identity: dict  # what makes two runs the same run
+
+
+def prepare(cfg: EvalConfig) -> Prepared:
+    task = get_task(cfg.task)
+    model_dir, default_name = resolve_model(cfg.model)
+    params = resolve_sampling(task, cfg)
+    questions = load_questions(task, data_path=cfg.data, limit=cfg.limit, trust_remote_code=cfg.trust_remote_code)
+    if not questions:
+        raise UsageError(f"--task {task.name}: the data holds no questions")
+    chat = task.prompt.chat_template if cfg.chat_template is None else cfg.chat_template
+    if chat:
+        _check_chat_template(model_dir, cfg.trust_remote_code)
+    identity = {
+        "task": task.name,
+        "data_fingerprint": data_fingerprint(questions),
+        "model_fingerprint": model_fingerprint(model_dir),
+        "backend": cfg.backend,
+        "sampling": asdict(params),
+        "chat_template": chat,
+        "chunk": chunk_size_for(params.n),
+    }
+    return Prepared(task, questions, model_dir, cfg.model_name or default_name, params, chat, identity)
+
+
+def _check_chat_template(model_dir: Path, trust_remote_code: bool) -> None:
+    """Fail before anything is written when the prompts need a chat template the tokenizer lacks."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=trust_remote_code)
+    if not getattr(tokenizer, "chat_template", None):
+        raise UsageError(
+            f"--chat-template: the tokenizer of {model_dir} has no chat template; pass --no-chat-template"
+        )
+
+

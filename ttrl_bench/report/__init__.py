@@ -1,0 +1,1 @@
+"""From records to what people read: statistics, the CI gate, leaderboard tables, plots."""
