@@ -212,7 +212,7 @@ def worker_ttrl(spec: dict) -> dict:
             "c": sum(grade.correct), "n": grade.n, "maj": float(score.maj_correct),
             "answers": grade.answers, "texts": [c.text for c in comps],
         }
-    scores = m.summary["scores"]
+    scores = m.summary.scores
     return {"pass@1": scores["pass@1"]["mean"], "maj": scores[f"maj@{spec['n']}"]["mean"],
             "per_question": per_question, **counter.report()}
 

@@ -33,15 +33,11 @@ def subprocess_env(**extra: str) -> dict[str, str]:
     return env
 
 TINY_MODEL_SEED = 0
-TINY_ARCH = dict(
-    hidden_size=64,
-    intermediate_size=128,
-    num_hidden_layers=2,
-    num_attention_heads=1,
-    num_key_value_heads=1,
-    head_dim=64,  # vLLM's CPU attention refuses 16; 64 works
-    max_position_embeddings=64,
-    tie_word_embeddings=False,
+# The embedded model's architecture (ttrl_bench.demo.train.ARCH), made smaller for fast tests;
+# rms_norm_eps stays transformers' default, as the test model was first built with it.
+TINY_OVERRIDES = dict(
+    hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=1, num_key_value_heads=1,
+    rms_norm_eps=1e-6,
 )
 
 
@@ -51,6 +47,7 @@ def build_tiny_model(out: Path, seed: int = TINY_MODEL_SEED) -> Path:
     from transformers import LlamaConfig, LlamaForCausalLM
 
     from ttrl_bench.demo.tokenizer import build_tokenizer
+    from ttrl_bench.demo.train import ARCH
 
     tokenizer = build_tokenizer()
     config = LlamaConfig(
@@ -58,7 +55,7 @@ def build_tiny_model(out: Path, seed: int = TINY_MODEL_SEED) -> Path:
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
-        **TINY_ARCH,
+        **{**ARCH, **TINY_OVERRIDES},
     )
     # fork_rng: seeding must not leak into the global RNG state other tests see.
     with torch.random.fork_rng():
@@ -96,3 +93,29 @@ def eos_prone_model_dir(tiny_model_dir, tmp_path_factory) -> Path:
     model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
     return out
+
+
+GOLDEN = Path(__file__).parent / "golden"
+
+
+def golden_view(name: str, text: str) -> str:
+    """What a golden file pins: an HTML page's table only (its inline CSS/JS may change freely)."""
+    if name.endswith(".html"):
+        import re
+
+        tables = re.findall(r"<table\b.*?</table>", text, flags=re.S)
+        assert tables, f"{name}: the page has no table"
+        return "\n".join(tables) + "\n"
+    return text
+
+
+def assert_golden(name: str, text: str) -> None:
+    """Compare with tests/golden/<name>. UPDATE_GOLDEN=1 rewrites the file and then FAILS, so an update
+    run never passes by construction: review ``git diff tests/golden/`` and run again without it."""
+    path = GOLDEN / name
+    view = golden_view(name, text)
+    if os.environ.get("UPDATE_GOLDEN") == "1":
+        path.write_text(view, encoding="utf-8")
+        pytest.fail(f"{path} rewritten (UPDATE_GOLDEN=1); review the diff and run again without UPDATE_GOLDEN")
+    assert path.exists(), f"{path} missing: run UPDATE_GOLDEN=1 python -m pytest {__file__}"
+    assert view == path.read_text(encoding="utf-8")

@@ -12,7 +12,8 @@ import pytest
 from ttrl_bench.adapt.config import (
     PAPER, TINY, AdaptConfig, check_group_layout, grpo_config, paper_steps, per_device_batch, with_overrides,
 )
-from ttrl_bench.cli.adapt_flags import add_adapt_flags
+from ttrl_bench.cli.adapt_flags import add_adapt_flags, run_config_from_args
+from ttrl_bench.pipeline.config import EvalConfig
 from ttrl_bench.pipeline.run import resolve_adapt
 from ttrl_bench.errors import UsageError
 from ttrl_bench.demo import EMBEDDED_MODEL
@@ -101,10 +102,12 @@ def test_paper_steps_follow_the_papers_epochs():
 # --- flag resolution in ``ttrl-bench run`` ----------------------------------------------------
 
 def _args(argv):
+    """The RunConfig the CLI makes of these flags (what ``resolve_adapt`` receives)."""
     p = argparse.ArgumentParser()
     p.add_argument("--seed", type=int, default=0)
     add_adapt_flags(p)
-    return p.parse_args(argv)
+    ns = p.parse_args(argv)
+    return run_config_from_args(ns, EvalConfig(seed=ns.seed))
 
 
 def _prep(model_dir, *, task="gsm8k", questions=20, max_new_tokens=256):

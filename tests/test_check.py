@@ -3,12 +3,11 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import assert_golden
 
 from ttrl_bench.report.gate import IMPROVEMENT, NO_CHANGE, REGRESSION, CheckResult, CheckRow, check, render_check
 from ttrl_bench.cli.report_cmds import add_check_parser
@@ -16,17 +15,9 @@ from ttrl_bench.report.stats import PairedDiff
 from ttrl_bench.errors import UsageError
 from ttrl_bench.measure.records import QuestionScore, Record, write_record
 
-GOLDEN = Path(__file__).parent / "golden"
 N = 16
 
 
-def assert_golden(name: str, text: str) -> None:
-    """Compare with tests/golden/<name>; UPDATE_GOLDEN=1 rewrites the file instead (review the diff)."""
-    path = GOLDEN / name
-    if os.environ.get("UPDATE_GOLDEN") == "1":
-        path.write_text(text, encoding="utf-8")
-    assert path.exists(), f"{path} missing: run UPDATE_GOLDEN=1 python -m pytest {__file__}"
-    assert text == path.read_text(encoding="utf-8")
 
 
 def record(cs, *, model="base-model", task="aime24", method="base", fingerprint="data-1", ids=None, maj=None) -> Record:

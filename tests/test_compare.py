@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from ttrl_bench.measure import metrics
-from ttrl_bench.report.stats import paired_difference, parse_metric, question_scores
+from ttrl_bench.report.stats import paired_difference, parse_metric, per_question_metric
 from ttrl_bench.errors import UsageError
 from ttrl_bench.measure.records import QuestionScore, Record
 
@@ -124,13 +124,13 @@ def test_metric_names_parse_and_bad_ones_name_the_flag():
 
 def test_pass_at_1_is_c_over_n_and_maj_is_the_vote():
     record = _record([QuestionScore("a", 16, 4, True), QuestionScore("b", 16, 0, False)])
-    assert question_scores(record, "pass@1") == {"a": 0.25, "b": 0.0}
-    assert question_scores(record, "maj@16") == {"a": 1.0, "b": 0.0}
+    assert per_question_metric(record, "pass@1") == {"a": 0.25, "b": 0.0}
+    assert per_question_metric(record, "maj@16") == {"a": 1.0, "b": 0.0}
 
 
 def test_pass_at_k_is_the_unbiased_estimator():
     record = _record([QuestionScore("a", 8, 3, True), QuestionScore("b", 8, 0, False), QuestionScore("c", 8, 7, True)])
-    scores = question_scores(record, "pass@4")
+    scores = per_question_metric(record, "pass@4")
     for q in record.per_question:
         expected = 1 - math.comb(q.n - q.c, 4) / math.comb(q.n, 4)
         assert scores[q.id] == pytest.approx(expected)
@@ -149,4 +149,4 @@ def test_pass_at_k_is_the_unbiased_estimator():
 )
 def test_scores_that_cannot_be_computed_are_usage_errors(per_question, metric, message):
     with pytest.raises(UsageError, match=message):
-        question_scores(_record(per_question), metric)
+        per_question_metric(_record(per_question), metric)

@@ -44,14 +44,14 @@ def test_tokenizer_adds_bos_itself():
 
 
 def test_near_split_answers_are_noisy_but_their_mode_is_right():
-    s = _measure("synth_near", limit=40).summary["scores"]
+    s = _measure("synth_near", limit=40).summary.scores
     assert 0.3 <= s["pass@1"]["mean"] <= 0.8
     assert s["maj@16"]["mean"] >= s["pass@1"]["mean"] + 0.15
 
 
 def test_shift_split_majority_is_often_wrong():
-    near = _measure("synth_near", limit=40).summary["scores"]
-    shift = _measure("synth_shift", limit=40).summary["scores"]
+    near = _measure("synth_near", limit=40).summary.scores
+    shift = _measure("synth_shift", limit=40).summary.scores
     assert shift["pass@1"]["mean"] < near["pass@1"]["mean"]
     assert shift["maj@16"]["mean"] <= 0.9  # the vote is an unreliable label here
 
@@ -64,7 +64,7 @@ def test_embedded_model_samples_with_the_vllm_backend(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     vllm_scores = json.loads((tmp_path / "run" / "metrics.json").read_text())["scores"]
-    hf_scores = _measure("synth_near", limit=30, n=8).summary["scores"]
+    hf_scores = _measure("synth_near", limit=30, n=8).summary.scores
     # the same model through two backends: pass@1 agrees within noise (different random streams)
     diff = abs(vllm_scores["pass@1"]["mean"] - hf_scores["pass@1"]["mean"])
     assert diff < 4 * (vllm_scores["pass@1"]["stderr"] + hf_scores["pass@1"]["stderr"]) + 0.02

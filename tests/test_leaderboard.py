@@ -12,17 +12,16 @@ import base64
 import csv
 import io
 import json
-import os
 from pathlib import Path
 
 import pytest
+from conftest import assert_golden
 
 from ttrl_bench.cli.report_cmds import add_leaderboard_parser
 from ttrl_bench.errors import UsageError
 from ttrl_bench.report.leaderboard import FORMATS, build_table, render_leaderboard
 from ttrl_bench.measure.records import QuestionScore, Record, write_record
 
-GOLDEN = Path(__file__).parent / "golden"
 EXTENSION = {"markdown": "md", "latex": "tex", "csv": "csv", "html": "html", "json": "json"}
 QWEN = "Qwen2.5-Math-1.5B"
 MARKUP = '<script>alert("x")</script> & a_b|c'
@@ -46,13 +45,6 @@ FIXED = [
 ]
 
 
-def assert_golden(name: str, text: str) -> None:
-    """Compare with tests/golden/<name>; UPDATE_GOLDEN=1 rewrites the file instead (review the diff)."""
-    path = GOLDEN / name
-    if os.environ.get("UPDATE_GOLDEN") == "1":
-        path.write_text(text, encoding="utf-8")
-    assert path.exists(), f"{path} missing: run UPDATE_GOLDEN=1 python -m pytest {__file__}"
-    assert text == path.read_text(encoding="utf-8")
 
 
 def make_record(model, task, method, mean, stderr, **changes) -> Record:

@@ -157,7 +157,7 @@ def test_mean_stderr_rejects_empty():
 @pytest.mark.parametrize("case", CASES["summarize"], ids=lambda c: c["name"])
 def test_summarize_cases(case):
     grades = [_grade(g) for g in case["grades"]]
-    summary = summarize(grades, _completions(case["completions"]), case["ks"])
+    summary = summarize(grades, _completions(case["completions"]), case["ks"]).to_dict()
     assert_matches(summary, case["expected"])
     assert json.loads(json.dumps(summary)) == summary  # JSON-able as is
 
@@ -179,18 +179,18 @@ def test_summarize_does_not_mutate_inputs():
 def test_truncation_rate_counts_length_finishes_only():
     grade = QuestionGrade("q", ["1", "1", "1", "1"], [0, 0, 0, 0], [True])
     finishes = [Completion("", 8, "length"), Completion("", 3, "stop"), Completion("", 8, "length"), Completion("", 8, "length")]
-    lengths = summarize([grade], [finishes])["lengths"]
+    lengths = vars(summarize([grade], [finishes]).lengths)
     assert lengths == {"mean_tokens": 27 / 4, "truncation_rate": 3 / 4}
 
 
 def test_by_level_is_absent_without_levels():
     grade = QuestionGrade("q", ["1", "2"], [0, 1], [True, False])
-    assert "by_level" not in summarize([grade])
+    assert "by_level" not in summarize([grade]).to_dict()
 
 
 def test_by_level_sorts_numeric_levels_numerically():
     grades = [QuestionGrade(f"q{lv}", ["1"], [0], [True], meta={"level": lv}) for lv in (10, 2, 1)]
-    assert list(summarize(grades)["by_level"]) == ["1", "2", "10"]
+    assert list(summarize(grades).by_level) == ["1", "2", "10"]
 
 
 def test_summarize_rejects_unequal_sample_counts():

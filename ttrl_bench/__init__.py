@@ -1,20 +1,34 @@
 """ttrl-bench: measure test-time reinforcement learning.
 
-The public API is small on purpose::
+The library behind the ``ttrl-bench`` command, in a dozen names::
 
-    from ttrl_bench import EvalConfig, run_eval
-    run_dir, measurement, record = run_eval(EvalConfig(task="synth_near"))
+    from ttrl_bench import EvalConfig, RunConfig, evaluate, run
 
-Everything else is reached through the ``ttrl-bench`` command.
+    result = evaluate(EvalConfig(task="synth_near", n=8, limit=20), out=None)  # in memory
+    print(result.summary.scores["pass@1"])                                    # {"mean": .., "stderr": ..}
+
+    runs = run(RunConfig(methods=("ttrl", "leakage")))                         # base -> TTRL -> leakage
+    print(runs.table)
+
+Importing the package loads no model library (torch, transformers, vLLM load when used).
 """
-__version__ = "0.1.0"
+from ttrl_bench.adapt.methods import METHODS
+from ttrl_bench.grading import Grader, extract_answer
+from ttrl_bench.measure.metrics import majority_vote, pass_at_k
+from ttrl_bench.measure.records import Record, load_records
+from ttrl_bench.measure.summary import Summary
+from ttrl_bench.pipeline.config import AdaptOverrides, EvalConfig, RunConfig
+from ttrl_bench.pipeline.evaluate import EvalResult, evaluate
+from ttrl_bench.pipeline.run import RunResult, run
+from ttrl_bench.report.gate import CheckResult, check
+from ttrl_bench.report.leaderboard import build_table as leaderboard
+from ttrl_bench.report.table import Table
+from ttrl_bench.types import Completion, Question, QuestionGrade, SamplingParams
 
-__all__ = ["EvalConfig", "run_eval", "__version__"]
+__version__ = "0.2.0"
 
-
-def __getattr__(name):  # lazy: importing the package must not import torch
-    if name in ("EvalConfig", "run_eval"):
-        from ttrl_bench.pipeline import evaluate
-
-        return getattr(evaluate, name)
-    raise AttributeError(name)
+__all__ = [
+    "AdaptOverrides", "CheckResult", "Completion", "EvalConfig", "EvalResult", "Grader", "METHODS", "Question",
+    "QuestionGrade", "Record", "RunConfig", "RunResult", "SamplingParams", "Summary", "Table", "__version__",
+    "check", "evaluate", "extract_answer", "leaderboard", "load_records", "majority_vote", "pass_at_k", "run",
+]

@@ -97,9 +97,9 @@ class ProbeCallback(TrainerCallback):
         if state.is_world_process_zero:
             m = self.probe()
             self.last = m
-            scores = m.summary["scores"]
+            scores = m.summary.scores
             self.log.append({
                 "step": step, "kind": "eval",
                 "pass@1": scores["pass@1"]["mean"], self.maj_key: scores[self.maj_key]["mean"],
-                "eval_majority_ratio": m.summary["votes"]["mean_majority_ratio"],
+                "eval_majority_ratio": m.summary.votes.mean_majority_ratio,
             })

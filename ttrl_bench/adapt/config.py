@@ -48,7 +48,7 @@ class AdaptConfig:
                 raise UsageError(f"{flag}: must be {expected}")
 
 
-# Defaults: the embedded tiny model, and the paper's recipe for real models (CONTEXT.md section 1),
+# Defaults: the embedded tiny model, and the paper's recipe for real models (Zuo et al. 2025, the official verl scripts),
 # which users override flag by flag. The tiny profile was tuned on synth_near with an earlier phase-2
 # variant of the model (2 cores): lr 2e-5 and 5e-5 for 300 steps gave pass@1 82 and 90, 5e-5 for 600
 # steps 95, 7e-5 for 500 steps 96, and 1e-4 collapsed by step 100 to a consistent wrong answer (31).

@@ -1,4 +1,4 @@
-"""Label-free reward estimators (shared/CONTEXT.md section 2) and training diagnostics.
+"""Label-free reward estimators (TTRL, EMPO/SRT, INTUITOR, RENT/EM-RL and the controls) and training diagnostics.
 
 Each estimator is a pure function over ONE prompt's group of G samples and returns G
 floats. Answer-based estimators take the group's answer classes (-1 = no answer; numbered
@@ -117,7 +117,7 @@ def self_certainty(logits: torch.Tensor, mask: torch.Tensor) -> list[float]:
     With U uniform over the V vocabulary entries and p = softmax(logits),
     KL(U || p) = logsumexp(logits) - mean(logits) - log V (Zhao et al. 2025, arXiv 2505.19590,
     eq. "Self-certainty"). It is 0 for a uniform p and grows as p concentrates. The INTUITOR
-    code and shared/CONTEXT.md drop the constant -log V; GRPO's group-relative advantage is
+    code drops the constant -log V; GRPO's group-relative advantage is
     unchanged by it, and keeping it makes the score the KL it is named after.
     """
     import torch

@@ -4,6 +4,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ttrl_bench.adapt.methods import methods_help
+from ttrl_bench.pipeline.config import REPORTERS, VLLM_MODES, AdaptOverrides, EvalConfig, RunConfig
+
 
 def add_adapt_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group(
@@ -14,8 +17,7 @@ def add_adapt_flags(p: argparse.ArgumentParser) -> None:
         "the task's max_new_tokens).",
     )
     g.add_argument("--methods", default="ttrl,leakage",
-                   help="comma-separated: ttrl, soft-majority, self-certainty, neg-entropy, trajectory-logprob, "
-                   "leakage (true labels: the upper bound), random, format (controls). Default: ttrl,leakage")
+                   help="comma-separated methods (default: ttrl,leakage): " + methods_help())
     g.add_argument("--steps", type=int, default=None, help="optimisation steps per method")
     g.add_argument("--prompts-per-step", type=int, default=None, help="questions per step, all processes together")
     g.add_argument("--samples", type=int, default=None, help="completions per question in the gradient step (GRPO group)")
@@ -31,5 +33,19 @@ def add_adapt_flags(p: argparse.ArgumentParser) -> None:
                    help="training processes via `accelerate launch` (GPUs, or CPU processes with gloo); default 1")
     g.add_argument("--accelerate-config", type=Path, default=None, help="accelerate config file (e.g. DeepSpeed) for the launch")
     g.add_argument("--use-vllm", action="store_true", help="generate rollouts with TRL's vLLM integration (GPU path)")
-    g.add_argument("--vllm-mode", default=None, choices=["colocate", "server"], help="TRL vLLM mode (server: start `trl vllm-serve` first)")
-    g.add_argument("--report-to", default=None, help="TRL reporters: none, tensorboard, wandb (when installed)")
+    g.add_argument("--vllm-mode", default=None, choices=list(VLLM_MODES), help="TRL vLLM mode (server: start `trl vllm-serve` first)")
+    g.add_argument("--report-to", default=None, choices=list(REPORTERS), help="TRL reporters (default: none)")
+
+
+def run_config_from_args(args: argparse.Namespace, eval_cfg: EvalConfig) -> RunConfig:
+    """The flags of ``run`` as a typed ``RunConfig`` (nothing below the CLI sees argparse)."""
+    overrides = AdaptOverrides(
+        steps=args.steps, prompts_per_step=args.prompts_per_step, samples=args.samples, votes=args.votes,
+        lr=args.lr, lr_scheduler=args.lr_scheduler, beta=args.beta, train_temperature=args.train_temperature,
+        train_max_new_tokens=args.train_max_new_tokens, eval_every=args.eval_every, use_vllm=args.use_vllm,
+        vllm_mode=args.vllm_mode, report_to=args.report_to,
+    )
+    return RunConfig(
+        eval=eval_cfg, methods=args.methods, adapt=overrides, processes=args.processes,
+        accelerate_config=None if args.accelerate_config is None else str(args.accelerate_config),
+    )

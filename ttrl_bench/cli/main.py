@@ -22,7 +22,10 @@ def _add_eval_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--task", default=None, help="task name from `ttrl-bench tasks` (default: synth_near, the embedded synthetic task)")
     p.add_argument("--model", default=None, help="local model directory (default: the embedded tiny model)")
     p.add_argument("--model-name", default=None, help="display name in tables (default: the directory name)")
-    p.add_argument("--backend", default="hf", choices=["hf", "vllm"], help="sampling backend (default: hf)")
+    from ttrl_bench.sampling import BACKENDS
+
+    p.add_argument("--backend", default="hf", choices=list(BACKENDS), metavar="{" + ",".join(BACKENDS) + "}",
+                   help="sampling backend (default: hf): " + "; ".join(f"{k}: {v}" for k, v in BACKENDS.items()))
     p.add_argument("-n", "--n", type=int, default=None, help="samples per question (default: the task's)")
     p.add_argument("--temperature", type=float, default=None, help="sampling temperature (default: the task's)")
     p.add_argument("--top-p", type=float, default=None, help="nucleus sampling p (default: the task's)")
@@ -44,7 +47,8 @@ def _add_eval_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=None, help="run directory (default: runs/<kind>-<task>-<model>-<config hash>); re-running resumes it")
 
 
-def _eval_config(args):
+def eval_config_from_args(args: argparse.Namespace):
+    """The flags of ``eval`` (and the eval part of ``run``) as a typed ``EvalConfig``."""
     from ttrl_bench.pipeline.config import DEFAULT_TASK, EvalConfig
 
     return EvalConfig(
@@ -76,21 +80,28 @@ def cmd_tasks(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from ttrl_bench.pipeline.evaluate import run_eval
+    from ttrl_bench.pipeline.evaluate import AUTO, evaluate
     from ttrl_bench.report.console import summary_table
 
+    cfg = eval_config_from_args(args)
     _set_threads(args)
-    out, m, record = run_eval(_eval_config(args), args.out, None if args.no_leaderboard else args.leaderboard)
-    print(summary_table(record, m.summary))
-    print(f"\nrun directory: {out}")
+    result = evaluate(cfg, args.out or AUTO, leaderboard=None if args.no_leaderboard else args.leaderboard)
+    print(summary_table(result.record, result.summary))
+    print(f"\nrun directory: {result.run_dir}")
     return 0
 
 
 def cmd_run(args) -> int:
-    from ttrl_bench.pipeline.run import run_from_args
+    from ttrl_bench.cli.adapt_flags import run_config_from_args
+    from ttrl_bench.pipeline.evaluate import AUTO
+    from ttrl_bench.pipeline.run import run
 
+    cfg = run_config_from_args(args, eval_config_from_args(args))
     _set_threads(args)
-    return run_from_args(args, _eval_config(args))
+    result = run(cfg, args.out or AUTO, leaderboard=None if args.no_leaderboard else args.leaderboard)
+    print(result.table)
+    print(f"\nrun directory: {result.run_dir}  (report: {result.report})")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:

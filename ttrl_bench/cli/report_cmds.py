@@ -1,8 +1,8 @@
 """argparse wiring for `ttrl-bench leaderboard` and `ttrl-bench check`.
 
-The lead's cli.py calls add_leaderboard_parser / add_check_parser on its
-subparsers; each sets ``func``, a handler that takes the parsed namespace and
-returns the exit code. Invalid input raises UsageError (the CLI maps it to 2).
+``cli.main`` calls add_leaderboard_parser / add_check_parser on its subparsers; each sets
+``func``, a handler that takes the parsed namespace and returns the exit code. Invalid
+input raises UsageError (the CLI maps it to 2).
 """
 from __future__ import annotations
 
@@ -14,36 +14,7 @@ from pathlib import Path
 from ttrl_bench.report.gate import check, render_check
 from ttrl_bench.errors import UsageError
 from ttrl_bench.report.leaderboard import FORMATS, LAYOUTS, render_leaderboard
-from ttrl_bench.measure.records import Record, load_record, load_records
-
-
-def records_directory(path: str | Path) -> Path:
-    """The directory a leaderboard's plot paths are relative to: a record file's folder,
-    RUN_DIR/records, or the directory itself."""
-    path = Path(path)
-    if path.is_file():
-        return path.parent
-    if not path.is_dir():
-        raise UsageError(f"{path}: no such record file or directory")
-    return path / "records" if (path / "records").is_dir() else path
-
-
-def records_at(path: str | Path) -> list[Record]:
-    """Records from a record file, a directory of records, or a run directory.
-
-    A run directory keeps its records in RUN_DIR/records (``eval``) or in
-    RUN_DIR/<method>/records (``run``: base, ttrl, leakage, ...); both are read.
-    """
-    path = Path(path)
-    if path.is_file():
-        return [load_record(path)]
-    if not path.is_dir():
-        raise UsageError(f"{path}: no such record file or directory")
-    run_dirs = [d for d in [path / "records", *sorted(path.glob("*/records"))] if d.is_dir()]
-    records = [r for d in (run_dirs or [path]) for r in load_records(d)]
-    if not records:
-        raise UsageError(f"{path}: no records found (looked for *.json in it, in records/ and in */records/)")
-    return records
+from ttrl_bench.measure.records import load_records, records_directory
 
 
 def add_leaderboard_parser(subparsers) -> argparse.ArgumentParser:
@@ -69,7 +40,7 @@ def add_leaderboard_parser(subparsers) -> argparse.ArgumentParser:
 
 def run_leaderboard(args: argparse.Namespace) -> int:
     metrics = [m.strip() for arg in (args.metrics or ["pass@1"]) for m in arg.split(",") if m.strip()]
-    records = records_at(args.dir)
+    records = load_records(args.dir)
     text = render_leaderboard(
         records, args.format, metrics=metrics, layout=args.layout, record_dir=records_directory(args.dir)
     )
@@ -113,7 +84,7 @@ def run_check(args: argparse.Namespace) -> int:
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     try:
         result = check(
-            records_at(args.baseline), records_at(args.run),
+            load_records(args.baseline), load_records(args.run),
             metric=args.metric, alpha=args.alpha, min_effect=args.min_effect, baseline_model=args.baseline_model,
         )
     except UsageError as exc:

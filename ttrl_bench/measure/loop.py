@@ -13,6 +13,7 @@ from tqdm.auto import tqdm
 
 from ttrl_bench.grading import Grader
 from ttrl_bench.measure.metrics import summarize
+from ttrl_bench.measure.summary import Summary
 from ttrl_bench.sampling import Sampler, render_prompt
 from ttrl_bench.measure.store import SampleStore
 from ttrl_bench.types import AnswerType, Completion, Question, QuestionGrade, SamplingParams
@@ -33,7 +34,7 @@ def chunk_seed(seed: int, first_question_id: str) -> int:
 class Measurement:
     grades: list[QuestionGrade]
     completions: list[list[Completion]]
-    summary: dict
+    summary: Summary
 
 
 def sample_all(

@@ -25,8 +25,9 @@ import math
 import statistics
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Sequence
 
+from ttrl_bench.measure.summary import LengthStats, LevelSummary, Summary, VoteStats
 from ttrl_bench.types import Completion, QuestionGrade
 
 @dataclass(frozen=True)
@@ -147,7 +148,7 @@ def _scores(grades: Sequence[QuestionGrade], votes: Sequence[Vote], n: int, ks: 
     return scores
 
 
-def _level_order(level: str) -> tuple[int, float, str]:
+def level_order(level: str) -> tuple[int, float, str]:
     # Numeric levels in numeric order ("2" before "10"), then the rest alphabetically.
     try:
         return (0, float(level), level)
@@ -155,27 +156,27 @@ def _level_order(level: str) -> tuple[int, float, str]:
         return (1, 0.0, level)
 
 
-def _lengths(completions: Sequence[Sequence[Completion]] | None, num_questions: int, n: int) -> dict[str, float | None]:
+def _lengths(completions: Sequence[Sequence[Completion]] | None, num_questions: int, n: int) -> LengthStats:
     if completions is None:
-        return {"mean_tokens": None, "truncation_rate": None}
+        return LengthStats(None, None)
     if len(completions) != num_questions:
         raise ValueError(f"completions hold {len(completions)} questions, grades hold {num_questions}")
     for i, group in enumerate(completions):
         if len(group) != n:
             raise ValueError(f"completions of question {i} hold {len(group)} samples, expected n={n}")
     flat = [c for group in completions for c in group]
-    return {
-        "mean_tokens": statistics.fmean(c.num_tokens for c in flat),
-        "truncation_rate": sum(c.finish_reason == "length" for c in flat) / len(flat),
-    }
+    return LengthStats(
+        mean_tokens=statistics.fmean(c.num_tokens for c in flat),
+        truncation_rate=sum(c.finish_reason == "length" for c in flat) / len(flat),
+    )
 
 
 def summarize(
     grades: Sequence[QuestionGrade],
     completions: Sequence[Sequence[Completion]] | None = None,
     ks: Sequence[int] | None = None,
-) -> dict[str, Any]:
-    """The metrics summary of a graded run (schema in the module docstring).
+) -> Summary:
+    """The metrics summary of a graded run (``Summary.to_dict`` gives the JSON schema above).
 
     ``ks`` picks the pass@k values (default ``default_ks(n)``); pass@1 and maj@n are always
     reported. ``completions[i][j]`` is sample j of question i, for lengths and truncation.
@@ -194,29 +195,29 @@ def summarize(
             raise ValueError(f"pass@k needs 1 <= k <= n={n}, got k={k}")
 
     votes = [majority_vote(g.classes, g.class_correct) for g in grades]
-    summary: dict[str, Any] = {
-        "num_questions": len(grades),
-        "n": n,
-        "scores": _scores(grades, votes, n, ks),
-    }
+    by_level: dict[str, LevelSummary] = {}
     levels = [_level(g) for g in grades]
     if any(level is not None for level in levels):
         groups: dict[str, list[int]] = {}
         for i, level in enumerate(levels):
             groups.setdefault(NO_LEVEL if level is None else level, []).append(i)
-        summary["by_level"] = {
-            level: {
-                "num_questions": len(groups[level]),
-                "scores": _scores([grades[i] for i in groups[level]], [votes[i] for i in groups[level]], n, ks),
-            }
-            for level in sorted(groups, key=_level_order)
+        by_level = {
+            level: LevelSummary(
+                len(groups[level]), _scores([grades[i] for i in groups[level]], [votes[i] for i in groups[level]], n, ks)
+            )
+            for level in sorted(groups, key=level_order)
         }
-    summary["votes"] = {
-        "ties": sum(v.tie for v in votes),
-        "no_answer_samples": sum(g.classes.count(-1) for g in grades),
-        "no_answer_questions": sum(v.voters == 0 for v in votes),
-        "mean_majority_ratio": statistics.fmean(v.majority_ratio for v in votes),
-    }
-    summary["lengths"] = _lengths(completions, len(grades), n)
-    summary["grading"] = {"timeouts": sum(g.timeouts for g in grades)}
-    return summary
+    return Summary(
+        num_questions=len(grades),
+        n=n,
+        scores=_scores(grades, votes, n, ks),
+        votes=VoteStats(
+            ties=sum(v.tie for v in votes),
+            no_answer_samples=sum(g.classes.count(-1) for g in grades),
+            no_answer_questions=sum(v.voters == 0 for v in votes),
+            mean_majority_ratio=statistics.fmean(v.majority_ratio for v in votes),
+        ),
+        lengths=_lengths(completions, len(grades), n),
+        grading_timeouts=sum(g.timeouts for g in grades),
+        by_level=by_level,
+    )

@@ -78,12 +78,39 @@ def load_record(path: str | Path) -> Record:
     return record_from_dict(data, str(path))
 
 
-def load_records(directory: str | Path) -> list[Record]:
+def _records_in(directory: Path) -> list[Record]:
     """All records in a directory (``*.json``), sorted by file name."""
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise UsageError(f"{directory}: not a directory of records")
     return [load_record(p) for p in sorted(directory.glob("*.json"))]
+
+
+def records_directory(path: str | Path) -> Path:
+    """The directory a leaderboard's plot paths are relative to: a record file's folder,
+    RUN_DIR/records, or the directory itself."""
+    path = Path(path)
+    if path.is_file():
+        return path.parent
+    if not path.is_dir():
+        raise UsageError(f"{path}: no such record file or directory")
+    return path / "records" if (path / "records").is_dir() else path
+
+
+def load_records(path: str | Path) -> list[Record]:
+    """Records from a record file, a directory of records, or a run directory.
+
+    A run directory keeps its records in RUN_DIR/records (``eval``) or in
+    RUN_DIR/<method>/records (``run``: base, ttrl, leakage, ...); both are read.
+    """
+    path = Path(path)
+    if path.is_file():
+        return [load_record(path)]
+    if not path.is_dir():
+        raise UsageError(f"{path}: no such record file or directory")
+    run_dirs = [d for d in [path / "records", *sorted(path.glob("*/records"))] if d.is_dir()]
+    records = [r for d in (run_dirs or [path]) for r in _records_in(d)]
+    if not records:
+        raise UsageError(f"{path}: no records found (looked for *.json in it, in records/ and in */records/)")
+    return records
+
 
 
 def write_record(record: Record, directory: str | Path) -> Path:

@@ -56,6 +56,6 @@ def write_measurement(out: Path, m: Measurement) -> None:
         for g in m.grades:
             fh.write(json.dumps(asdict(g)) + "\n")
     os.replace(out / "grades.jsonl.tmp", out / "grades.jsonl")
-    write_json(out / "metrics.json", m.summary)
+    write_json(out / "metrics.json", m.summary.to_dict())
 
 

@@ -2,14 +2,18 @@
 model, sampling parameters and the identity that makes two runs the same run."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import math
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Literal
 
+from ttrl_bench.adapt.methods import parse_methods
 from ttrl_bench.data import data_fingerprint, load_questions
 from ttrl_bench.demo import EMBEDDED_MODEL, EMBEDDED_NAME
 from ttrl_bench.errors import UsageError
 from ttrl_bench.measure.loop import chunk_size_for
 from ttrl_bench.measure.provenance import model_fingerprint
+from ttrl_bench.sampling import BACKENDS
 from ttrl_bench.tasks import Task, get_task
 from ttrl_bench.types import Question, SamplingParams
 
@@ -18,24 +22,50 @@ DEFAULT_TASK = "synth_near"
 
 @dataclass(frozen=True)
 class EvalConfig:
-    """What the user asked for; ``None`` means "the task's default"."""
+    """What to measure; ``None`` means "the task's default". Checked at construction (one-line errors
+    that name the CLI flag), so a bad value never creates a run directory or loads a model."""
 
-    task: str = DEFAULT_TASK
-    model: str | None = None  # None: the embedded tiny model
+    task: str = DEFAULT_TASK  # a name from ``ttrl-bench tasks``
+    model: str | None = None  # a local model directory; None: the embedded tiny model
     model_name: str | None = None  # display name in tables; default derived from the path
-    backend: str = "hf"
+    backend: str = "hf"  # a name from ``ttrl_bench.sampling.BACKENDS``
     n: int | None = None
     temperature: float | None = None
     top_p: float | None = None
     top_k: int | None = None
     max_new_tokens: int | None = None
-    limit: int | None = None
+    limit: int | None = None  # only the first K questions
     seed: int = 0
-    data: str | None = None
-    chat_template: bool | None = None
+    data: str | None = None  # a local JSON/JSONL/parquet file instead of the hub
+    chat_template: bool | None = None  # None: the task's setting
     trust_remote_code: bool = False
     batch_size: int | None = None
-    grading_timeout: float = 5.0
+    grading_timeout: float = 5.0  # seconds per math-verify call
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise UsageError(f"--backend: unknown backend {self.backend!r}; expected one of {', '.join(BACKENDS)}")
+        _check_int("-n/--n", self.n, 1)
+        _check_int("--top-k", self.top_k, 0, "(0 = off)")
+        _check_int("--max-new-tokens", self.max_new_tokens, 1)
+        _check_int("--limit", self.limit, 1)
+        _check_int("--batch-size", self.batch_size, 1)
+        _check_int("--seed", self.seed, 0)
+        if self.temperature is not None and not (math.isfinite(self.temperature) and self.temperature >= 0):
+            raise UsageError(f"--temperature: must be a finite number >= 0, got {self.temperature}")
+        if self.top_p is not None and not 0 < self.top_p <= 1:
+            raise UsageError(f"--top-p: must be in (0, 1], got {self.top_p}")
+        if not (math.isfinite(self.grading_timeout) and self.grading_timeout > 0):
+            raise UsageError(f"--grading-timeout: must be a positive number of seconds, got {self.grading_timeout}")
+
+
+def _check_int(flag: str, value: int | None, low: int, note: str = "") -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise UsageError(f"{flag}: must be an integer, got {value!r}")
+    if value < low:
+        raise UsageError(f"{flag}: must be an integer >= {low}{' ' + note if note else ''}, got {value}")
 
 
 def resolve_model(model: str | None) -> tuple[Path, str]:
@@ -68,17 +98,7 @@ def resolve_sampling(task: Task, cfg: EvalConfig) -> SamplingParams:
         max_new_tokens=pick(cfg.max_new_tokens, g.max_new_tokens),
         seed=cfg.seed,
     )
-    if params.n < 1:
-        raise UsageError(f"-n/--n: must be an integer >= 1, got {params.n}")
-    if params.max_new_tokens < 1:
-        raise UsageError(f"--max-new-tokens: must be >= 1, got {params.max_new_tokens}")
-    if params.temperature < 0:
-        raise UsageError(f"--temperature: must be >= 0, got {params.temperature}")
-    if not 0 < params.top_p <= 1:
-        raise UsageError(f"--top-p: must be in (0, 1], got {params.top_p}")
-    if cfg.limit is not None and cfg.limit < 1:
-        raise UsageError(f"--limit: must be >= 1, got {cfg.limit}")
-    return params
+    return params  # the task's own defaults were checked when its file was read
 
 
 @dataclass(frozen=True)
@@ -125,3 +145,56 @@ def _check_chat_template(model_dir: Path, trust_remote_code: bool) -> None:
         )
 
 
+
+
+VLLM_MODES = ("colocate", "server")
+REPORTERS = ("none", "tensorboard", "wandb", "trackio")
+
+
+@dataclass(frozen=True)
+class AdaptOverrides:
+    """Adaptation settings the user sets; ``None`` keeps the profile's value (the embedded profile for the
+    embedded model, the paper's recipe for any other; see ``ttrl_bench.adapt.config``)."""
+
+    steps: int | None = None  # 0: the paper's epochs for the task
+    prompts_per_step: int | None = None
+    samples: int | None = None
+    votes: int | None = None
+    lr: float | None = None
+    lr_scheduler: str | None = None  # a transformers scheduler name
+    beta: float | None = None
+    train_temperature: float | None = None
+    train_max_new_tokens: int | None = None
+    eval_every: int | None = None
+    use_vllm: bool = False
+    vllm_mode: Literal["colocate", "server"] | None = None
+    report_to: Literal["none", "tensorboard", "wandb", "trackio"] | None = None
+
+    def __post_init__(self) -> None:
+        if self.vllm_mode is not None and self.vllm_mode not in VLLM_MODES:
+            raise UsageError(f"--vllm-mode: expected one of {', '.join(VLLM_MODES)}, got {self.vllm_mode!r}")
+        if self.report_to is not None and self.report_to not in REPORTERS:
+            raise UsageError(f"--report-to: expected one of {', '.join(REPORTERS)}, got {self.report_to!r}")
+        if self.lr_scheduler is not None:
+            from transformers.trainer_utils import SchedulerType
+
+            known = [s.value for s in SchedulerType]
+            if self.lr_scheduler not in known:
+                raise UsageError(f"--lr-scheduler: expected one of {', '.join(known)}, got {self.lr_scheduler!r}")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """``ttrl-bench run``: measure the base model, adapt it with each method, measure again."""
+
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    methods: tuple[str, ...] = ("ttrl", "leakage")  # names from ``ttrl_bench.adapt.methods.METHODS``
+    adapt: AdaptOverrides = field(default_factory=AdaptOverrides)
+    processes: int = 1  # training processes (``accelerate launch``) per method
+    accelerate_config: str | None = None  # an accelerate config file (DeepSpeed, FSDP)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "methods", parse_methods(self.methods))
+        _check_int("--processes", self.processes, 1)
+        if self.accelerate_config is not None and not Path(self.accelerate_config).is_file():
+            raise UsageError(f"--accelerate-config: {self.accelerate_config} is not a file")

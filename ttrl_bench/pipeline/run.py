@@ -11,48 +11,44 @@ import os
 import shutil
 import subprocess
 import sys
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from ttrl_bench.adapt.methods import parse_methods
-from ttrl_bench.adapt.callbacks import BEST_CRITERION, TrainLog
 from ttrl_bench.report.comparison import comparison_table
 from ttrl_bench.adapt.config import PAPER, TINY, AdaptConfig, paper_steps, per_device_batch, with_overrides
-from ttrl_bench.adapt.train import AdaptSpec, adapt
-from ttrl_bench.errors import UsageError
 from ttrl_bench.demo import EMBEDDED_MODEL
 from ttrl_bench.measure.rundir import default_out_dir, open_run_dir, write_json
-from ttrl_bench.pipeline.config import Prepared, prepare
-from ttrl_bench.pipeline.evaluate import make_record, measure_into
+from ttrl_bench.pipeline.config import Prepared, RunConfig, prepare
+from ttrl_bench.pipeline.evaluate import AUTO, make_record, measure_into
 from ttrl_bench.grading import Grader
 from ttrl_bench.measure.loop import Measurement
 from ttrl_bench.measure.provenance import git_revision, library_versions, model_fingerprint
 from ttrl_bench.measure.records import Record, write_record
 
 
-def resolve_adapt(args, prep: Prepared) -> AdaptConfig:
+def resolve_adapt(cfg: RunConfig, prep: Prepared) -> AdaptConfig:
+    """The adaptation settings of a run: the profile (embedded or paper), then the user's overrides."""
+    o = cfg.adapt
     embedded = prep.model_dir.resolve() == EMBEDDED_MODEL.resolve()
     base = TINY if embedded else replace(PAPER, max_new_tokens=prep.params.max_new_tokens)
-    cfg = with_overrides(
-        base, steps=args.steps, prompts_per_step=args.prompts_per_step, samples=args.samples, votes=args.votes,
-        learning_rate=args.lr, lr_scheduler=args.lr_scheduler, beta=args.beta, temperature=args.train_temperature,
-        max_new_tokens=args.train_max_new_tokens, eval_every=args.eval_every, vllm_mode=args.vllm_mode,
-        report_to=args.report_to, seed=args.seed,
+    adapt_cfg = with_overrides(
+        base, steps=o.steps, prompts_per_step=o.prompts_per_step, samples=o.samples, votes=o.votes,
+        learning_rate=o.lr, lr_scheduler=o.lr_scheduler, beta=o.beta, temperature=o.train_temperature,
+        max_new_tokens=o.train_max_new_tokens, eval_every=o.eval_every, vllm_mode=o.vllm_mode,
+        report_to=o.report_to, seed=cfg.eval.seed,
     )
-    if args.use_vllm:
-        cfg = replace(cfg, use_vllm=True)
-    if cfg.steps == 0:  # the paper's epochs for this task
-        cfg = replace(cfg, steps=paper_steps(prep.task.name, len(prep.questions), cfg.prompts_per_step))
-    if args.votes is None and args.samples is not None:  # keep the profile's votes:samples ratio
-        cfg = replace(cfg, votes=args.samples * base.votes // base.samples)
-    cfg.validate()
-    if args.processes < 1:
-        raise UsageError(f"--processes: must be >= 1, got {args.processes}")
-    per_device_batch(cfg, args.processes)  # the workers' layout check, before anything is measured or launched
-    return cfg
+    if o.use_vllm:
+        adapt_cfg = replace(adapt_cfg, use_vllm=True)
+    if adapt_cfg.steps == 0:  # the paper's epochs for this task
+        adapt_cfg = replace(adapt_cfg, steps=paper_steps(prep.task.name, len(prep.questions), adapt_cfg.prompts_per_step))
+    if o.votes is None and o.samples is not None:  # keep the profile's votes:samples ratio
+        adapt_cfg = replace(adapt_cfg, votes=o.samples * base.votes // base.samples)
+    adapt_cfg.validate()
+    per_device_batch(adapt_cfg, cfg.processes)  # the workers' layout check, before anything is measured or launched
+    return adapt_cfg
 
 
-def _launch(spec_path: Path, processes: int, accelerate_config: Path | None) -> None:
+def _launch(spec_path: Path, processes: int, accelerate_config: str | Path | None) -> None:
     import torch
 
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(processes), "--num_machines", "1"]
@@ -75,12 +71,13 @@ def _launch(spec_path: Path, processes: int, accelerate_config: Path | None) -> 
 
 def train_summary(log_rows: list[dict], maj_key: str, final: Measurement, final_step: int) -> dict:
     """Diagnostics for the report: label/reward accuracy early and late, and the label-free best step."""
+    from ttrl_bench.adapt.callbacks import BEST_CRITERION  # torch/transformers load only when a run runs
+
     train = [r for r in log_rows if r.get("kind") == "train" and "reward" in r]  # not the end-of-training summary
     evals = [r for r in log_rows if r.get("kind") == "eval"]
     evals.append({
-        "step": final_step, "pass@1": final.summary["scores"]["pass@1"]["mean"],
-        maj_key: final.summary["scores"][maj_key]["mean"],
-        "eval_majority_ratio": final.summary["votes"]["mean_majority_ratio"],
+        "step": final_step, "pass@1": final.summary.mean("pass@1"),
+        maj_key: final.summary.mean(maj_key), "eval_majority_ratio": final.summary.votes.mean_majority_ratio,
     })
 
     def mean_of(rows, key):
@@ -114,47 +111,66 @@ def _copy_plots(rec: Record, record_dir: Path, leaderboard: Path) -> list[str]:
     return out
 
 
-def run_from_args(args, eval_cfg) -> int:
+@dataclass(frozen=True)
+class RunResult:
+    """What ``run`` produced: one record per method ("base" first), the comparison table (markdown), and
+    the run directory holding everything (``report.md``, each method's model, samples and train log)."""
+
+    records: dict[str, Record]
+    table: str
+    run_dir: Path
+
+    @property
+    def report(self) -> Path:
+        return self.run_dir / "report.md"
+
+
+def run(cfg: RunConfig, out: str | Path = AUTO, *, leaderboard: str | Path | None = None, progress: bool = True) -> RunResult:
+    """Measure the base model, adapt it with each method through TRL's GRPOTrainer, measure each adapted
+    model the same way, and compare. ``out``: the run directory (``AUTO``: runs/run-<task>-<model>-<hash>);
+    re-running the same call resumes it. Adaptation writes models, so a run always has a directory."""
+    from ttrl_bench.adapt.callbacks import TrainLog  # torch/transformers load only when a run runs
+    from ttrl_bench.adapt.train import AdaptSpec, adapt
     from ttrl_bench.report.plots import plot_training
 
-    methods = parse_methods(args.methods)
-    prep = prepare(eval_cfg)
-    cfg = resolve_adapt(args, prep)
-    identity = {**prep.identity, "adapt": {k: v for k, v in asdict(cfg).items() if k != "method"}}
-    run_dir = args.out or default_out_dir(prep.task.name, prep.model_name, identity, "run")
+    e = cfg.eval
+    prep = prepare(e)
+    adapt_cfg = resolve_adapt(cfg, prep)
+    identity = {**prep.identity, "adapt": {k: v for k, v in asdict(adapt_cfg).items() if k != "method"}}
+    run_dir = default_out_dir(prep.task.name, prep.model_name, identity, "run") if out == AUTO else Path(out)
     open_run_dir(run_dir, identity, {
-        "identity": identity, "request": {**vars(args), "func": None}, "model_dir": str(prep.model_dir),
+        "identity": identity, "request": asdict(cfg), "model_dir": str(prep.model_dir),
         "versions": library_versions(), "git_revision": git_revision(),
     })
-    print(f"run directory: {run_dir}", file=sys.stderr)
-    leaderboard = None if args.no_leaderboard else args.leaderboard
-    kw = {"trust_remote_code": eval_cfg.trust_remote_code, "batch_size": eval_cfg.batch_size}
+    say = (lambda text: print(text, file=sys.stderr)) if progress else (lambda text: None)
+    say(f"run directory: {run_dir}")
+    kw = {"trust_remote_code": e.trust_remote_code, "batch_size": e.batch_size}
     records: dict[str, Record] = {}
     maj_key = f"maj@{prep.params.n}"
 
-    with Grader(timeout_seconds=eval_cfg.grading_timeout) as grader:
-        base = measure_into(run_dir / "base", prep, prep.model_dir, eval_cfg.backend, grader, "base: sampling", **kw)
+    with Grader(timeout_seconds=e.grading_timeout) as grader:
+        base = measure_into(run_dir / "base", prep, prep.model_dir, e.backend, grader, "base: sampling",
+                            progress=progress, **kw)
         records["base"] = make_record(prep, base, method="base", run_dir=run_dir / "base")
         write_record(records["base"], run_dir / "base" / "records")
-        for method in methods:
+        for method in cfg.methods:
             mdir = run_dir / method
             mdir.mkdir(parents=True, exist_ok=True)
-            mcfg = replace(cfg, method=method)
+            mcfg = replace(adapt_cfg, method=method)
             model_out = mdir / "model"
             if not (model_out / "ADAPTED").exists():
                 spec = AdaptSpec(
                     task=prep.task.name, model_dir=str(prep.model_dir), out_dir=str(mdir), config=asdict(mcfg),
-                    eval_sampling=asdict(prep.params), chat_template=prep.chat_template, data=eval_cfg.data,
-                    limit=eval_cfg.limit, trust_remote_code=eval_cfg.trust_remote_code,
-                    grading_timeout=eval_cfg.grading_timeout,
+                    eval_sampling=asdict(prep.params), chat_template=prep.chat_template, data=e.data,
+                    limit=e.limit, trust_remote_code=e.trust_remote_code, grading_timeout=e.grading_timeout,
                 )
                 spec.write(mdir / "spec.json")
-                print(f"{method}: adapting ({mcfg.steps} steps)", file=sys.stderr)
-                if args.processes > 1 or args.accelerate_config is not None:
-                    _launch(mdir / "spec.json", args.processes, args.accelerate_config)
+                say(f"{method}: adapting ({mcfg.steps} steps)")
+                if cfg.processes > 1 or cfg.accelerate_config is not None:
+                    _launch(mdir / "spec.json", cfg.processes, cfg.accelerate_config)
                 else:
                     adapt(spec)
-            m = measure_into(mdir, prep, model_out, eval_cfg.backend, grader, f"{method}: sampling", **kw)
+            m = measure_into(mdir, prep, model_out, e.backend, grader, f"{method}: sampling", progress=progress, **kw)
             log_rows = TrainLog.read(mdir / "train_log.jsonl")
             summary = train_summary(log_rows, maj_key, m, mcfg.steps)
             # the last eval point is the final measurement, taken above with the base model's code
@@ -172,8 +188,7 @@ def run_from_args(args, eval_cfg) -> int:
     table = comparison_table(records, maj_key=maj_key)
     (run_dir / "report.md").write_text(f"# {prep.model_name} on {prep.task.name}\n\n{table}\n")
     if leaderboard is not None:
+        lb = Path(leaderboard)
         for rec in records.values():
-            write_record(replace(rec, plots=_copy_plots(rec, run_dir / rec.method / "records", leaderboard)), leaderboard)
-    print(table)
-    print(f"\nrun directory: {run_dir}  (report: {run_dir / 'report.md'})")
-    return 0
+            write_record(replace(rec, plots=_copy_plots(rec, run_dir / rec.method / "records", lb)), lb)
+    return RunResult(records, table, run_dir)

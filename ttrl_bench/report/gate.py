@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from tabulate import tabulate
 
-from ttrl_bench.report.stats import PairedDiff, paired_difference, parse_metric, question_scores
+from ttrl_bench.report.stats import PairedDiff, paired_difference, parse_metric, per_question_metric
 from ttrl_bench.errors import UsageError
 from ttrl_bench.report.leaderboard import markdown_escape
 from ttrl_bench.measure.records import Record
@@ -140,8 +140,8 @@ def _compare_pair(
             f"--run: {where}: data_fingerprint {run.data_fingerprint!r} differs from the baseline's "
             f"{base.data_fingerprint!r} (different question sets)"
         )
-    a = question_scores(base, metric)
-    b = question_scores(run, metric)
+    a = per_question_metric(base, metric)
+    b = per_question_metric(run, metric)
     if a.keys() != b.keys():
         only_base = sorted(a.keys() - b.keys())
         only_run = sorted(b.keys() - a.keys())

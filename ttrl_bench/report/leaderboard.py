@@ -16,7 +16,7 @@ import csv
 import io
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from tabulate import tabulate
@@ -28,7 +28,6 @@ from ttrl_bench.measure.records import Record
 from ttrl_bench.report.html import render_page
 from ttrl_bench.report.table import Cell, Gain, Score, Share, Table, cell_text
 
-FORMATS = ("markdown", "latex", "csv", "html", "json")
 LAYOUTS = ("paper", "long")
 
 
@@ -44,15 +43,7 @@ def render_leaderboard(
     if fmt not in FORMATS:
         raise UsageError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
     table = build_table(records, metrics=metrics, layout=layout)
-    if fmt == "markdown":
-        return _tabulate(table, "pipe", markdown_escape) + "\n"
-    if fmt == "latex":
-        return _tabulate(table, "latex_booktabs", str) + "\n"  # tabulate escapes LaTeX specials
-    if fmt == "csv":
-        return _csv(table)
-    if fmt == "json":
-        return json.dumps(_json(table), indent=2, ensure_ascii=False) + "\n"
-    return render_page(_tabulate(table, "html", str), table, records, Path(record_dir or "."))
+    return FORMATS[fmt](table, records, Path(record_dir or "."))
 
 
 def build_table(records: list[Record], *, metrics: Sequence[str] = ("pass@1",), layout: str = "paper") -> Table:
@@ -268,3 +259,14 @@ def _json(table: Table) -> dict:
         "columns": list(table.headers),
         "rows": [{h: cell(c) for h, c in zip(table.headers, row)} for row in table.rows],
     }
+
+
+# The output formats registry: name -> renderer of (table, records, record directory). The CLI's
+# --format choices come from it.
+FORMATS: dict[str, Callable[[Table, list[Record], Path], str]] = {
+    "markdown": lambda table, records, where: _tabulate(table, "pipe", markdown_escape) + "\n",
+    "latex": lambda table, records, where: _tabulate(table, "latex_booktabs", str) + "\n",  # tabulate escapes LaTeX
+    "csv": lambda table, records, where: _csv(table),
+    "html": lambda table, records, where: render_page(_tabulate(table, "html", str), table, records, where),
+    "json": lambda table, records, where: json.dumps(_json(table), indent=2, ensure_ascii=False) + "\n",
+}

@@ -17,7 +17,7 @@ The "+1" keeps a p-value from being 0 with a finite number of resamples;
 resampled means equal to 0 count against both alternatives (conservative when
 many questions tie). With few questions (AIME's 30) the percentile bootstrap is
 slightly liberal: simulated pairs without a true difference (16 samples per
-question, see docs/ci.md) gave 6.2% +- 0.5% false regressions at alpha 0.05 with
+question, see the README's "CI gate" section) gave 6.2% +- 0.5% false regressions at alpha 0.05 with
 30 questions, 4.7% with 100 and 5.2% with 500.
 """
 from __future__ import annotations
@@ -117,7 +117,7 @@ def parse_metric(name: str, *, flag: str = "--metric") -> tuple[str, int]:
     return match.group(1), int(match.group(2))
 
 
-def question_scores(record: Record, metric: str) -> dict[str, float]:
+def per_question_metric(record: Record, metric: str) -> dict[str, float]:
     """Per-question score of ``record`` for ``metric``, keyed by question id.
 
     pass@1 -> c/n; pass@k -> unbiased pass@k; maj@N -> 1.0 if the majority answer is
