@@ -17,8 +17,8 @@ from conftest import subprocess_env
 import torch
 from safetensors.torch import load_file
 
-from ttrl_bench.pipeline import run as run_module
 from ttrl_bench.adapt import train as train_module
+from ttrl_bench.measure.summary import Summary
 from ttrl_bench.pipeline.run import train_summary
 from ttrl_bench.cli import main
 
@@ -154,7 +154,7 @@ def test_rerun_does_not_retrain_or_resample(full_run, monkeypatch):
     def no_training(spec):
         raise AssertionError(f"retrained {spec.config['method']}")
 
-    monkeypatch.setattr(run_module, "adapt", no_training)
+    monkeypatch.setattr(train_module, "adapt", no_training)  # run() imports it when it runs
     start = time.monotonic()
     assert main(full_run.argv) == 0
     elapsed = time.monotonic() - start
@@ -266,8 +266,11 @@ def test_unknown_method_is_one_line_and_exit_2(tiny_model_dir, tmp_path, capsys)
 
 
 def _measurement(pass1, ratio):
-    return SimpleNamespace(summary={"scores": {"pass@1": {"mean": pass1}, "maj@4": {"mean": pass1}},
-                                    "votes": {"mean_majority_ratio": ratio}})
+    return SimpleNamespace(summary=Summary.from_dict({
+        "num_questions": 1, "n": 4, "scores": {"pass@1": {"mean": pass1, "stderr": 0.0}, "maj@4": {"mean": pass1, "stderr": 0.0}},
+        "votes": {"ties": 0, "no_answer_samples": 0, "no_answer_questions": 0, "mean_majority_ratio": ratio},
+        "lengths": {"mean_tokens": None, "truncation_rate": None},
+    }))
 
 
 def test_best_step_is_chosen_by_majority_ratio_never_by_true_labels():
