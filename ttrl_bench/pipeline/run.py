@@ -23,7 +23,7 @@ from ttrl_bench.errors import UsageError
 from ttrl_bench.demo import EMBEDDED_MODEL
 from ttrl_bench.measure.rundir import default_out_dir, open_run_dir, write_json
 from ttrl_bench.pipeline.config import Prepared, prepare
-from ttrl_bench.pipeline.evaluate import make_record, measure_into
+from ttrl_bench.pipeline.evaluate import export_lm_eval, make_record, measure_into, model_args, sampler_options
 from ttrl_bench.grading import Grader
 from ttrl_bench.measure.loop import Measurement
 from ttrl_bench.measure.provenance import git_revision, library_versions, model_fingerprint
@@ -118,17 +118,21 @@ def run_from_args(args, eval_cfg) -> int:
     from ttrl_bench.report.plots import plot_training
 
     methods = parse_methods(args.methods)
+    if eval_cfg.backend == "openai":
+        raise UsageError("--backend openai: `run` adapts the model's weights here and measures the adapted copies "
+                         "in-process; use --backend hf or vllm for run, and openai for eval")
     prep = prepare(eval_cfg)
     cfg = resolve_adapt(args, prep)
     identity = {**prep.identity, "adapt": {k: v for k, v in asdict(cfg).items() if k != "method"}}
     run_dir = args.out or default_out_dir(prep.task.name, prep.model_name, identity, "run")
     open_run_dir(run_dir, identity, {
-        "identity": identity, "request": {**vars(args), "func": None}, "model_dir": str(prep.model_dir),
+        "identity": identity, "request": {**vars(args), "func": None, "api_key": None}, "model_dir": str(prep.model_dir),
         "versions": library_versions(), "git_revision": git_revision(),
     })
     print(f"run directory: {run_dir}", file=sys.stderr)
     leaderboard = None if args.no_leaderboard else args.leaderboard
-    kw = {"trust_remote_code": eval_cfg.trust_remote_code, "batch_size": eval_cfg.batch_size}
+    kw = sampler_options(eval_cfg, prep)
+    lm_eval_dir = getattr(args, "lm_eval_results", None)
     records: dict[str, Record] = {}
     maj_key = f"maj@{prep.params.n}"
 
@@ -136,6 +140,8 @@ def run_from_args(args, eval_cfg) -> int:
         base = measure_into(run_dir / "base", prep, prep.model_dir, eval_cfg.backend, grader, "base: sampling", **kw)
         records["base"] = make_record(prep, base, method="base", run_dir=run_dir / "base")
         write_record(records["base"], run_dir / "base" / "records")
+        if lm_eval_dir is not None:
+            export_lm_eval(lm_eval_dir, prep, base, prep.model_name, model_args(prep, eval_cfg.backend, prep.model_dir))
         for method in methods:
             mdir = run_dir / method
             mdir.mkdir(parents=True, exist_ok=True)
@@ -167,6 +173,9 @@ def run_from_args(args, eval_cfg) -> int:
                 extra={k: v for k, v in summary.items() if k != "evals"},
             )
             records[method] = replace(rec, plots=["../training.png"])  # relative to the record's directory
+            if lm_eval_dir is not None:  # one lm-eval "model" per adapted copy
+                export_lm_eval(lm_eval_dir, prep, m, f"{prep.model_name}+{method}",
+                               {**model_args(prep, eval_cfg.backend, model_out), "method": method})
             write_record(records[method], mdir / "records")
 
     table = comparison_table(records, maj_key=maj_key)
