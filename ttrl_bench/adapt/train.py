@@ -5,7 +5,9 @@ Runs in the ``ttrl-bench run`` process, or in each process of ``accelerate launc
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -63,6 +65,21 @@ def _last_checkpoint(directory: Path) -> tuple[str | None, int]:
     return ckpt, step
 
 
+@contextlib.contextmanager
+def _tensorboard_dir(path: Path):
+    """TensorBoard event files of this method in RUN/<method>/tensorboard (transformers' callback reads
+    $TENSORBOARD_LOGGING_DIR when it is built); restored after, so the next method does not share it."""
+    saved = os.environ.get("TENSORBOARD_LOGGING_DIR")
+    os.environ["TENSORBOARD_LOGGING_DIR"] = str(path)
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("TENSORBOARD_LOGGING_DIR", None)
+        else:
+            os.environ["TENSORBOARD_LOGGING_DIR"] = saved
+
+
 def adapt(spec: AdaptSpec, *, progress: bool = True) -> Path:
     """Train, save the adapted model to ``out_dir/model``; returns that path. Resumes from checkpoints."""
     from accelerate import PartialState
@@ -118,11 +135,24 @@ def adapt(spec: AdaptSpec, *, progress: bool = True) -> Path:
                 policy.train(was_training)
 
         # The last step is measured by the caller from the saved model, with the same code as the base model.
-        probe_cb = ProbeCallback(log, cfg.eval_every, probe, maj_key, skip_last=True)
-        trainer = GRPOTrainer(
-            model=model, reward_funcs=[reward], args=args, train_dataset=dataset,
-            processing_class=tokenizer, callbacks=[LogCallback(log), probe_cb],
-        )
+        def report(metrics: dict) -> None:
+            # transformers' Trainer.log, not GRPOTrainer.log: the latter would flush the step's pending
+            # training metrics into this entry. Reporters (--report-to) and the state's log history get it.
+            # It runs in on_step_end, before the step's own log: CallbackHandler.on_log clears
+            # control.should_log, which would cancel that log, so the flag is put back.
+            from transformers import Trainer
+
+            trainer = holder["trainer"]
+            should_log = trainer.control.should_log
+            Trainer.log(trainer, metrics)
+            trainer.control.should_log = should_log
+
+        probe_cb = ProbeCallback(log, cfg.eval_every, probe, maj_key, skip_last=True, report=report)
+        with _tensorboard_dir(out / "tensorboard"):  # read by transformers' TensorBoardCallback when it is built
+            trainer = GRPOTrainer(
+                model=model, reward_funcs=[reward], args=args, train_dataset=dataset,
+                processing_class=tokenizer, callbacks=[LogCallback(log), probe_cb],
+            )
         holder["trainer"] = trainer
         # transformers' own progress callback prints every log dict; ours shows one bar with the diagnostics.
         from transformers.trainer_callback import PrinterCallback, ProgressCallback as HFProgress

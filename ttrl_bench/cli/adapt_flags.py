@@ -32,4 +32,7 @@ def add_adapt_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--accelerate-config", type=Path, default=None, help="accelerate config file (e.g. DeepSpeed) for the launch")
     g.add_argument("--use-vllm", action="store_true", help="generate rollouts with TRL's vLLM integration (GPU path)")
     g.add_argument("--vllm-mode", default=None, choices=["colocate", "server"], help="TRL vLLM mode (server: start `trl vllm-serve` first)")
-    g.add_argument("--report-to", default=None, help="TRL reporters: none, tensorboard, wandb (when installed)")
+    g.add_argument("--report-to", default=None,
+                   help="TRL reporters (GRPOConfig.report_to): none, tensorboard, wandb, trackio, comma-separated; they get "
+                   "TRL's metrics, the diagnostics (label_accuracy, reward_accuracy, majority_ratio) and the test-set "
+                   "probe (probe/pass@1, probe/maj@N, probe/majority_ratio). TensorBoard files: RUN/<method>/tensorboard")

@@ -26,6 +26,7 @@ from typing import Any, Sequence
 
 from ttrl_bench.measure.loop import Measurement
 from ttrl_bench.measure.metrics import majority_vote
+from ttrl_bench.measure.provenance import git_revision
 from ttrl_bench.types import Question, SamplingParams
 
 FILTER = "extract"
@@ -55,7 +56,7 @@ def write_lm_eval_results(
                for i, (q, comps, g) in enumerate(zip(questions, measurement.completions, measurement.grades))]
     task_hash = _hash("".join(s["doc_hash"] + s["prompt_hash"] + s["target_hash"] for s in samples))
     scores = measurement.summary["scores"]
-    metrics: dict[str, Any] = {"alias": task_name}
+    metrics: dict[str, Any] = {"name": task_name, "alias": task_name, "sample_len": len(questions)}
     for key, value in scores.items():
         metrics[f"{key},{FILTER}"] = value["mean"]
         metrics[f"{key}_stderr,{FILTER}"] = value["stderr"]
@@ -75,7 +76,7 @@ def write_lm_eval_results(
             "gen_kwargs": gen_kwargs, "random_seed": params.seed, "numpy_seed": params.seed,
             "torch_seed": params.seed, "fewshot_seed": 1234,
         },
-        "git_hash": None,
+        "git_hash": git_revision() or "unknown",  # ttrl-bench's revision
         "date": time.time(),
         "task_hashes": {task_name: task_hash},
         "model_source": "ttrl-bench",

@@ -44,15 +44,30 @@ def _load(name: str, include_path: str | None) -> Any:
         raise UsageError(f"--lm-eval-include-path: {include_path} is not a directory; expected a folder of lm-eval task YAMLs")
     # lm-eval logs every task it indexes at INFO/WARNING; one error line is what a user should see
     logging.getLogger("lm_eval").setLevel(logging.ERROR)
-    manager = lm_tasks.TaskManager(include_path=include_path)
+    # Indexing lm-eval's whole registry (thousands of YAMLs) takes minutes on a busy 2-core machine:
+    # a task in --lm-eval-include-path is looked up there alone first.
+    manager = None
+    if include_path is not None:
+        manager = lm_tasks.TaskManager(include_path=include_path, include_defaults=False)
+        if name not in manager.all_tasks:
+            manager = None
+    if manager is None:
+        manager = lm_tasks.TaskManager(include_path=include_path)
     if name not in manager.all_tasks:
         hint = "" if include_path else " (a task outside lm-eval's registry needs --lm-eval-include-path DIR)"
         raise UsageError(f"--task {PREFIX}{name}: lm-eval knows no task {name!r}{hint}")
+    import datasets
+
+    bars_were_on = datasets.is_progress_bar_enabled()
+    datasets.disable_progress_bars()  # a bad task must end in one error line on stderr
     try:
-        loaded = lm_tasks.get_task_dict([name], manager)
+        loaded = manager.load([name])
     except Exception as exc:  # dataset missing, offline, bad YAML: lm-eval raises many kinds
         text = " ".join(str(exc).split())[:300]
         raise UsageError(f"--task {PREFIX}{name}: lm-eval could not load it ({type(exc).__name__}: {text})") from None
+    finally:
+        if bars_were_on:
+            datasets.enable_progress_bars()
     task = _single_task(name, loaded)
     if task.OUTPUT_TYPE != "generate_until":
         raise UsageError(f"--task {PREFIX}{name}: output_type is {task.OUTPUT_TYPE!r}; TTRL needs a generative "
@@ -73,7 +88,7 @@ def _single_task(name: str, loaded: dict) -> Any:
             for value in node.values():
                 walk(value)
 
-    walk(loaded)
+    walk(loaded.get("tasks", loaded) if isinstance(loaded, dict) else loaded)
     if len(leaves) != 1:
         raise UsageError(f"--task {PREFIX}{name}: is a group of {len(leaves)} lm-eval tasks; expected one task "
                          "(pass one of its subtasks)")
