@@ -57,5 +57,5 @@ def test_a_real_vllm_server_gives_the_in_process_vllm_pass_at_1_within_noise(tmp
     same = sum(a[k] == b[k] for k in a) / len(a)
     print(f"served pass@1 {p_served['mean']:.3f} ± {p_served['stderr']:.3f}, in-process {p_local['mean']:.3f} ± "
           f"{p_local['stderr']:.3f}, identical samples {same:.1%}")
-    assert same > 0.5
+    assert same > 0.95  # measured 100%; two independent draws agree about half the time (the answers concentrate)
     assert list((tmp_path / "lm" / "tiny-adder").glob("results_*.json"))
