@@ -53,7 +53,7 @@ class LogCallback(TrainerCallback):
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         # the probe's own report is in the log already, as an "eval" row
-        if state.is_world_process_zero and logs and not all(k.startswith(PROBE_PREFIX) for k in logs):
+        if state.is_world_process_zero and logs and not any(k.startswith(PROBE_PREFIX) for k in logs):
             self.log.append({"step": state.global_step, "kind": "train", **{k: v for k, v in logs.items() if isinstance(v, (int, float))}})
 
 
