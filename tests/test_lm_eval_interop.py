@@ -133,3 +133,17 @@ def _check_against_lm_eval_schema(results: dict, samples: list[dict]) -> None:
     adapter = pydantic.TypeAdapter(result_schema.SampleResult)
     for s in samples:
         adapter.validate_python(s, strict=False)
+
+
+def test_the_training_reward_cuts_completions_at_the_tasks_stop_strings():
+    """An lm-eval task's ``until`` reaches the reward as a dataset column: the vote sees what grading sees."""
+    from ttrl_bench.adapt.reward import GroupReward
+    from ttrl_bench.grading import Grader
+
+    with Grader(timeout_seconds=5.0, workers=1) as grader:
+        reward = GroupReward("ttrl", answer_type="integer", grader=grader, group_size=4, votes=4, seed=0)
+        texts = ["12\n99", "12\n98", "12\n97", "13\n12"]
+        cut = reward(["p"] * 4, texts, reference=["12"] * 4, until=[json.dumps(["\n"])] * 4)
+        whole = reward(["p"] * 4, texts, reference=["12"] * 4, until=[json.dumps([])] * 4)
+    assert cut == [1.0, 1.0, 1.0, 0.0]  # answers 12, 12, 12, 13: the majority is 12
+    assert whole == [1.0, 0.0, 0.0, 0.0]  # answers 99, 98, 97, 12: a four-way tie, the first class wins

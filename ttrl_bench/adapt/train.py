@@ -38,6 +38,7 @@ class AdaptSpec:
     limit: int | None = None
     trust_remote_code: bool = False
     grading_timeout: float = 5.0
+    lm_eval_include_path: str | None = None  # --task lm_eval:NAME: lm-eval task YAMLs outside its registry
 
     def write(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self), indent=2) + "\n")
@@ -91,7 +92,7 @@ def adapt(spec: AdaptSpec, *, progress: bool = True) -> Path:
 
     cfg = AdaptConfig(**spec.config)
     cfg.validate()
-    task = get_task(spec.task)
+    task = get_task(spec.task, lm_eval_include_path=spec.lm_eval_include_path)
     questions = load_questions(task, data_path=spec.data, limit=spec.limit, trust_remote_code=spec.trust_remote_code)
     out = Path(spec.out_dir)
     cuda = torch.cuda.is_available()
@@ -106,7 +107,8 @@ def adapt(spec: AdaptSpec, *, progress: bool = True) -> Path:
     def prompt_of(q):
         return [{"role": "user", "content": q.prompt}] if spec.chat_template else q.prompt
 
-    dataset = Dataset.from_list([{"prompt": prompt_of(q), "reference": q.reference, "question_id": q.id} for q in questions])
+    dataset = Dataset.from_list([{"prompt": prompt_of(q), "reference": q.reference, "question_id": q.id,
+                                  "until": json.dumps(q.meta.get("until") or [])} for q in questions])
     tokenizer = AutoTokenizer.from_pretrained(spec.model_dir, trust_remote_code=spec.trust_remote_code)
     model = AutoModelForCausalLM.from_pretrained(spec.model_dir, trust_remote_code=spec.trust_remote_code)
     ckpt, resume_step = _last_checkpoint(out / "checkpoints")

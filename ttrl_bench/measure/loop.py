@@ -129,6 +129,11 @@ def cut_at_stops(completions: list[Completion], until: Sequence[str]) -> list[Co
         return completions
     out = []
     for c in completions:
-        end = min((i for i in (c.text.find(s) for s in until) if i >= 0), default=len(c.text))
-        out.append(c if end == len(c.text) else replace(c, text=c.text[:end]))
+        text = cut_text(c.text, until)
+        out.append(c if text == c.text else replace(c, text=text))
     return out
+
+
+def cut_text(text: str, until: Sequence[str]) -> str:
+    """``text`` up to the first occurrence of any of ``until`` (unchanged if none occurs)."""
+    return text[: min((i for i in (text.find(s) for s in until if s) if i >= 0), default=len(text))]

@@ -149,10 +149,12 @@ def run_from_args(args, eval_cfg) -> int:
             model_out = mdir / "model"
             if not (model_out / "ADAPTED").exists():
                 spec = AdaptSpec(
-                    task=prep.task.name, model_dir=str(prep.model_dir), out_dir=str(mdir), config=asdict(mcfg),
+                    # a task file's path, so that a --task FILE.yaml outside the tasks folder is found again
+                    task=str(prep.task.path) if prep.task.path.suffix in (".yaml", ".yml") else prep.task.name,
+                    model_dir=str(prep.model_dir), out_dir=str(mdir), config=asdict(mcfg),
                     eval_sampling=asdict(prep.params), chat_template=prep.chat_template, data=eval_cfg.data,
                     limit=eval_cfg.limit, trust_remote_code=eval_cfg.trust_remote_code,
-                    grading_timeout=eval_cfg.grading_timeout,
+                    grading_timeout=eval_cfg.grading_timeout, lm_eval_include_path=eval_cfg.lm_eval_include_path,
                 )
                 spec.write(mdir / "spec.json")
                 print(f"{method}: adapting ({mcfg.steps} steps)", file=sys.stderr)
