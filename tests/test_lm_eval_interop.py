@@ -75,7 +75,7 @@ def test_an_lm_eval_task_under_ttrl_bench_matches_the_native_task_and_exports_lm
     """The same 24 questions as a zero-shot lm-eval task and as the native synth_near: same prompts, same
     references, pass@1 within noise (different question ids seed different draws); then the results
     files are read with lm-eval's readers."""
-    folder = write_task(tmp_path / "tasks", "sums")
+    write_task(tmp_path / "tasks", "sums")  # found through the task file's include_path: tasks
     yaml_task = tmp_path / "sums_ttrl.yaml"
     yaml_task.write_text("name: sums_ttrl\ndescription: sums through lm-eval\nsource:\n  lm_eval: sums\n  include_path: tasks\n"
                          "answer_type: integer\ngeneration:\n  n: 16\n  temperature: 1.0\n  top_p: 1.0\n  max_new_tokens: 8\n")
