@@ -4,7 +4,7 @@ One run measures the same model on the same questions, with the same n samples p
 question at the same temperature and token budget, on the same backend (transformers
 ``generate`` on CPU), with
 
-- ttrl-bench: ``ttrl_bench.pipeline.evaluate.run_eval`` (what ``ttrl-bench eval --no-leaderboard`` runs);
+- ttrl-bench: ``ttrl_bench.evaluate`` (what ``ttrl-bench eval --no-leaderboard`` runs);
 - lm-eval: its CLI (``lm_eval run --model hf --model_args pretrained=DIR --include_path DIR``) on
   a local JSONL task written here: ``repeats: N`` with ``do_sample: true``, a regex answer
   filter, a ``majority_vote`` + ``take_first`` filter for maj@N (the pattern of lm-eval's
@@ -197,13 +197,13 @@ class GenerateCounter:
 def worker_ttrl(spec: dict) -> dict:
     counter = GenerateCounter()
     from ttrl_bench.pipeline.config import EvalConfig
-    from ttrl_bench.pipeline.evaluate import run_eval
+    from ttrl_bench.pipeline.evaluate import evaluate
 
     cfg = EvalConfig(
         task="synth_near", model=spec["model"], n=spec["n"], temperature=spec["temperature"], top_p=1.0,
         top_k=0, max_new_tokens=spec["max_new_tokens"], limit=spec["limit"], seed=spec["seed"],
     )
-    _, m, _ = run_eval(cfg, Path(spec["out"]), leaderboard=None, progress=False)
+    m = evaluate(cfg, Path(spec["out"]), progress=False)
     from ttrl_bench.measure.metrics import question_scores
 
     per_question = {}
@@ -412,7 +412,7 @@ def main() -> None:
     logs.mkdir(exist_ok=True)
 
     load_before = os.getloadavg()[0]
-    results = [("ttrl-bench (run_eval, hf)", run_worker("ttrl", {**common, "out": str(root / "ttrl-run")}, logs))]
+    results = [("ttrl-bench (evaluate, hf)", run_worker("ttrl", {**common, "out": str(root / "ttrl-run")}, logs))]
     for bs in batch_sizes:
         spec = {**common, "batch_size": bs, "task_dir": str(task_dir), "out": str(root / f"lm-eval-bs{bs}")}
         results.append((f"lm-eval {_lm_eval_version()} (hf, batch {bs})", run_worker("lm-eval", spec, logs)))

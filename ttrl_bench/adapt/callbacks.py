@@ -13,6 +13,7 @@ from ttrl_bench.measure.loop import Measurement
 # The label-free criterion that picks the "best" step: the eval samples' mean majority ratio
 # (self-agreement). True labels never choose a checkpoint; reported next to the last step.
 BEST_CRITERION = "majority_ratio"
+PROBE_PREFIX = "probe/"  # the probe's metrics as TRL's reporters show them (probe/pass@1, probe/maj@N, ...)
 
 
 class TrainLog:
@@ -51,7 +52,8 @@ class LogCallback(TrainerCallback):
         self.log = log
 
     def on_log(self, args, state, control, logs=None, **kwargs):
-        if state.is_world_process_zero and logs:
+        # the probe's own report is in the log already, as an "eval" row
+        if state.is_world_process_zero and logs and not any(k.startswith(PROBE_PREFIX) for k in logs):
             self.log.append({"step": state.global_step, "kind": "train", **{k: v for k, v in logs.items() if isinstance(v, (int, float))}})
 
 
@@ -84,9 +86,11 @@ class ProgressCallback(TrainerCallback):
 class ProbeCallback(TrainerCallback):
     """Measure the test set with the task's eval sampling every ``every`` steps and at the end."""
 
-    def __init__(self, log: TrainLog, every: int, probe: Callable[[], Measurement], maj_key: str, skip_last: bool = False):
+    def __init__(self, log: TrainLog, every: int, probe: Callable[[], Measurement], maj_key: str, skip_last: bool = False,
+                 report: Callable[[dict], None] | None = None):
         self.log, self.every, self.probe, self.maj_key = log, every, probe, maj_key
         self.skip_last = skip_last
+        self.report = report  # sends the probe's scores to TRL's reporters (--report-to), as probe/* metrics
         self.last: Measurement | None = None
 
     def on_step_end(self, args, state, control, **kwargs):
@@ -98,8 +102,10 @@ class ProbeCallback(TrainerCallback):
             m = self.probe()
             self.last = m
             scores = m.summary.scores
-            self.log.append({
-                "step": step, "kind": "eval",
+            row = {
                 "pass@1": scores["pass@1"]["mean"], self.maj_key: scores[self.maj_key]["mean"],
                 "eval_majority_ratio": m.summary.votes.mean_majority_ratio,
-            })
+            }
+            self.log.append({"step": step, "kind": "eval", **row})
+            if self.report is not None:
+                self.report({f"{PROBE_PREFIX}{k.removeprefix('eval_')}": v for k, v in row.items()})

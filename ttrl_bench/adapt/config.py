@@ -6,6 +6,9 @@ from dataclasses import dataclass, replace
 
 from ttrl_bench.errors import UsageError
 
+# TRL's reporters (GRPOConfig.report_to) that ttrl-bench supports, and the module each one needs.
+REPORTERS = {"none": None, "tensorboard": "tensorboard", "wandb": "wandb", "trackio": "trackio"}
+
 # The paper's epochs per benchmark (official verl scripts); other tasks default to 10.
 PAPER_EPOCHS = {"aime24": 80, "aime25": 80, "amc23": 30, "math500": 10}
 
@@ -46,6 +49,23 @@ class AdaptConfig:
         for ok, flag, expected in checks:
             if not ok:
                 raise UsageError(f"{flag}: must be {expected}")
+        check_reporters(self.report_to)
+
+
+def check_reporters(report_to: str) -> list[str]:
+    """``--report-to`` as TRL's list; an unknown or uninstalled reporter is one line, before any work."""
+    import importlib.util
+
+    names = [n.strip() for n in report_to.split(",") if n.strip()] or ["none"]
+    for name in names:
+        if name not in REPORTERS:
+            raise UsageError(f"--report-to: unknown reporter {name!r}; expected one of {', '.join(REPORTERS)} (comma-separated)")
+        module = REPORTERS[name]
+        if module is not None and importlib.util.find_spec(module) is None:
+            raise UsageError(f"--report-to {name}: the package {module!r} is not installed; expected pip install {module}")
+    if "none" in names and len(names) > 1:
+        raise UsageError("--report-to: 'none' cannot be combined with other reporters")
+    return names
 
 
 # Defaults: the embedded tiny model, and the paper's recipe for real models (Zuo et al. 2025, the official verl scripts),
@@ -120,7 +140,7 @@ def grpo_config(cfg: AdaptConfig, output_dir: str, *, processes: int, use_cpu: b
         save_steps=cfg.eval_every,
         save_total_limit=1,
         save_only_model=False,
-        report_to=cfg.report_to,
+        report_to=check_reporters(cfg.report_to),
         use_cpu=use_cpu,
         bf16=bf16,
         seed=cfg.seed,

@@ -8,6 +8,7 @@ accuracy, reward accuracy) and the ``leakage`` method only.
 """
 from __future__ import annotations
 
+import json
 import random
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -17,6 +18,7 @@ import torch
 from ttrl_bench.adapt import estimators as E
 from ttrl_bench.adapt.methods import get_method
 from ttrl_bench.grading import Grader, extract_answer
+from ttrl_bench.measure.loop import cut_text
 from ttrl_bench.measure.metrics import majority_vote
 from ttrl_bench.types import AnswerType
 
@@ -38,7 +40,8 @@ class GroupReward:
         self.scorer: Callable[[Sequence[str], Sequence[Sequence[int]]], tuple[torch.Tensor, torch.Tensor, torch.Tensor]] | None = None
         self.__name__ = f"{method}_reward"  # TRL names the reward column after it
 
-    def __call__(self, prompts, completions, completion_ids=None, reference=None, log_metric=None, **_) -> list[float]:
+    def __call__(self, prompts, completions, completion_ids=None, reference=None, log_metric=None, until=None,
+                 **_) -> list[float]:
         G = self.group_size
         if len(completions) % G:
             raise RuntimeError(f"reward function got {len(completions)} completions, not whole groups of {G}")
@@ -51,7 +54,11 @@ class GroupReward:
                 raise RuntimeError("a question's group was split across processes or batches (GRPO batch layout)")
             ids = completion_ids[sl] if completion_ids is not None else None
             ref = reference[start] if reference is not None else None
-            rewards, diag = self._group(group_prompts[0], list(completions[sl]), ids, ref)
+            texts = list(completions[sl])
+            if until is not None and until[start]:  # lm-eval tasks' stop strings, cut as the eval loop cuts
+                stops = json.loads(until[start])
+                texts = [cut_text(t, stops) if isinstance(t, str) else t for t in texts]
+            rewards, diag = self._group(group_prompts[0], texts, ids, ref)
             out.extend(rewards)
             for k, v in diag.items():
                 stats[k].append(v)

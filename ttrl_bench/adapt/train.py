@@ -5,7 +5,9 @@ Runs in the ``ttrl-bench run`` process, or in each process of ``accelerate launc
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -36,6 +38,7 @@ class AdaptSpec:
     limit: int | None = None
     trust_remote_code: bool = False
     grading_timeout: float = 5.0
+    lm_eval_include_path: str | None = None  # --task lm_eval:NAME: lm-eval task YAMLs outside its registry
 
     def write(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self), indent=2) + "\n")
@@ -63,6 +66,21 @@ def _last_checkpoint(directory: Path) -> tuple[str | None, int]:
     return ckpt, step
 
 
+@contextlib.contextmanager
+def _tensorboard_dir(path: Path):
+    """TensorBoard event files of this method in RUN/<method>/tensorboard (transformers' callback reads
+    $TENSORBOARD_LOGGING_DIR when it is built); restored after, so the next method does not share it."""
+    saved = os.environ.get("TENSORBOARD_LOGGING_DIR")
+    os.environ["TENSORBOARD_LOGGING_DIR"] = str(path)
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("TENSORBOARD_LOGGING_DIR", None)
+        else:
+            os.environ["TENSORBOARD_LOGGING_DIR"] = saved
+
+
 def adapt(spec: AdaptSpec, *, progress: bool = True) -> Path:
     """Train, save the adapted model to ``out_dir/model``; returns that path. Resumes from checkpoints."""
     from accelerate import PartialState
@@ -74,7 +92,7 @@ def adapt(spec: AdaptSpec, *, progress: bool = True) -> Path:
 
     cfg = AdaptConfig(**spec.config)
     cfg.validate()
-    task = get_task(spec.task)
+    task = get_task(spec.task, lm_eval_include_path=spec.lm_eval_include_path)
     questions = load_questions(task, data_path=spec.data, limit=spec.limit, trust_remote_code=spec.trust_remote_code)
     out = Path(spec.out_dir)
     cuda = torch.cuda.is_available()
@@ -89,7 +107,8 @@ def adapt(spec: AdaptSpec, *, progress: bool = True) -> Path:
     def prompt_of(q):
         return [{"role": "user", "content": q.prompt}] if spec.chat_template else q.prompt
 
-    dataset = Dataset.from_list([{"prompt": prompt_of(q), "reference": q.reference, "question_id": q.id} for q in questions])
+    dataset = Dataset.from_list([{"prompt": prompt_of(q), "reference": q.reference, "question_id": q.id,
+                                  "until": json.dumps(q.meta.get("until") or [])} for q in questions])
     tokenizer = AutoTokenizer.from_pretrained(spec.model_dir, trust_remote_code=spec.trust_remote_code)
     model = AutoModelForCausalLM.from_pretrained(spec.model_dir, trust_remote_code=spec.trust_remote_code)
     ckpt, resume_step = _last_checkpoint(out / "checkpoints")
@@ -118,11 +137,24 @@ def adapt(spec: AdaptSpec, *, progress: bool = True) -> Path:
                 policy.train(was_training)
 
         # The last step is measured by the caller from the saved model, with the same code as the base model.
-        probe_cb = ProbeCallback(log, cfg.eval_every, probe, maj_key, skip_last=True)
-        trainer = GRPOTrainer(
-            model=model, reward_funcs=[reward], args=args, train_dataset=dataset,
-            processing_class=tokenizer, callbacks=[LogCallback(log), probe_cb],
-        )
+        def report(metrics: dict) -> None:
+            # transformers' Trainer.log, not GRPOTrainer.log: the latter would flush the step's pending
+            # training metrics into this entry. Reporters (--report-to) and the state's log history get it.
+            # It runs in on_step_end, before the step's own log: CallbackHandler.on_log clears
+            # control.should_log, which would cancel that log, so the flag is put back.
+            from transformers import Trainer
+
+            trainer = holder["trainer"]
+            should_log = trainer.control.should_log
+            Trainer.log(trainer, metrics)
+            trainer.control.should_log = should_log
+
+        probe_cb = ProbeCallback(log, cfg.eval_every, probe, maj_key, skip_last=True, report=report)
+        with _tensorboard_dir(out / "tensorboard"):  # read by transformers' TensorBoardCallback when it is built
+            trainer = GRPOTrainer(
+                model=model, reward_funcs=[reward], args=args, train_dataset=dataset,
+                processing_class=tokenizer, callbacks=[LogCallback(log), probe_cb],
+            )
         holder["trainer"] = trainer
         # transformers' own progress callback prints every log dict; ours shows one bar with the diagnostics.
         from transformers.trainer_callback import PrinterCallback, ProgressCallback as HFProgress

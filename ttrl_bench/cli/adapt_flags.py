@@ -5,7 +5,7 @@ import argparse
 from pathlib import Path
 
 from ttrl_bench.adapt.methods import methods_help
-from ttrl_bench.pipeline.config import REPORTERS, VLLM_MODES, AdaptOverrides, EvalConfig, RunConfig
+from ttrl_bench.pipeline.config import VLLM_MODES, AdaptOverrides, EvalConfig, RunConfig
 
 
 def add_adapt_flags(p: argparse.ArgumentParser) -> None:
@@ -34,7 +34,10 @@ def add_adapt_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--accelerate-config", type=Path, default=None, help="accelerate config file (e.g. DeepSpeed) for the launch")
     g.add_argument("--use-vllm", action="store_true", help="generate rollouts with TRL's vLLM integration (GPU path)")
     g.add_argument("--vllm-mode", default=None, choices=list(VLLM_MODES), help="TRL vLLM mode (server: start `trl vllm-serve` first)")
-    g.add_argument("--report-to", default=None, choices=list(REPORTERS), help="TRL reporters (default: none)")
+    g.add_argument("--report-to", default=None,
+                   help="TRL reporters (GRPOConfig.report_to): none, tensorboard, wandb, trackio, comma-separated; they get "
+                   "TRL's metrics, the diagnostics (label_accuracy, reward_accuracy, majority_ratio) and the test-set "
+                   "probe (probe/pass@1, probe/maj@N, probe/majority_ratio). TensorBoard files: RUN/<method>/tensorboard")
 
 
 def run_config_from_args(args: argparse.Namespace, eval_cfg: EvalConfig) -> RunConfig:

@@ -6,7 +6,7 @@ import os
 import sys
 from pathlib import Path
 
-from ttrl_bench.errors import UsageError
+from ttrl_bench.errors import BackendError, UsageError
 
 EPILOG = """examples:
   ttrl-bench run                                   # embedded default: base -> TTRL -> leakage RL, a few minutes on CPU
@@ -15,7 +15,9 @@ EPILOG = """examples:
   ttrl-bench tasks                                 # tasks and where their data comes from
   ttrl-bench leaderboard leaderboards/ --format markdown
   ttrl-bench check --baseline leaderboards/ --run runs/<id>   # CI gate: exit 1 on a significant regression
-exit codes: 0 ok, 1 regression (check), 2 bad input."""
+  ttrl-bench eval --backend openai --base-url http://gpu-box:8000/v1 --model-id NAME --task math500 --data math500.jsonl
+  ttrl-bench eval --task lm_eval:NAME --lm-eval-include-path DIR --lm-eval-results lm_eval_out/
+exit codes: 0 ok, 1 regression (check), 2 bad input, 3 a sampling server failed after its retries."""
 
 
 def _add_eval_flags(p: argparse.ArgumentParser) -> None:
@@ -45,10 +47,14 @@ def _add_eval_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--leaderboard", type=Path, default=Path("leaderboards"), help="where to write records (default: leaderboards/)")
     p.add_argument("--no-leaderboard", action="store_true", help="do not write leaderboard records")
     p.add_argument("--out", type=Path, default=None, help="run directory (default: runs/<kind>-<task>-<model>-<config hash>); re-running resumes it")
+    from ttrl_bench.cli.interop_flags import add_interop_flags
+
+    add_interop_flags(p)
 
 
 def eval_config_from_args(args: argparse.Namespace):
     """The flags of ``eval`` (and the eval part of ``run``) as a typed ``EvalConfig``."""
+    from ttrl_bench.cli.interop_flags import server_options
     from ttrl_bench.pipeline.config import DEFAULT_TASK, EvalConfig
 
     return EvalConfig(
@@ -56,6 +62,7 @@ def eval_config_from_args(args: argparse.Namespace):
         n=args.n, temperature=args.temperature, top_p=args.top_p, top_k=args.top_k,
         max_new_tokens=args.max_new_tokens, limit=args.limit, seed=args.seed, data=args.data,
         chat_template=args.chat_template, trust_remote_code=args.trust_remote_code, batch_size=args.batch_size,
+        server=server_options(args), lm_eval_include_path=args.lm_eval_include_path,
     )
 
 
@@ -85,7 +92,8 @@ def cmd_eval(args) -> int:
 
     cfg = eval_config_from_args(args)
     _set_threads(args)
-    result = evaluate(cfg, args.out or AUTO, leaderboard=None if args.no_leaderboard else args.leaderboard)
+    result = evaluate(cfg, args.out or AUTO, leaderboard=None if args.no_leaderboard else args.leaderboard,
+                      lm_eval_results=args.lm_eval_results)
     print(summary_table(result.record, result.summary))
     print(f"\nrun directory: {result.run_dir}")
     return 0
@@ -98,7 +106,8 @@ def cmd_run(args) -> int:
 
     cfg = run_config_from_args(args, eval_config_from_args(args))
     _set_threads(args)
-    result = run(cfg, args.out or AUTO, leaderboard=None if args.no_leaderboard else args.leaderboard)
+    result = run(cfg, args.out or AUTO, leaderboard=None if args.no_leaderboard else args.leaderboard,
+                 lm_eval_results=args.lm_eval_results)
     print(result.table)
     print(f"\nrun directory: {result.run_dir}  (report: {result.report})")
     return 0
@@ -149,6 +158,9 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"ttrl-bench: error: {exc}", file=sys.stderr)
         return 2
+    except BackendError as exc:
+        print(f"ttrl-bench: error: {exc}; finished samples are saved, re-run the same command to resume", file=sys.stderr)
+        return 3
     except KeyboardInterrupt:
         print("\nttrl-bench: interrupted; finished samples are saved, re-run the same command to resume", file=sys.stderr)
         return 130

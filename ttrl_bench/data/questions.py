@@ -26,6 +26,10 @@ def load_questions(task: Task, data_path: str | Path | None = None, limit: int |
     """The task's questions in dataset order; ``limit`` keeps the first ``limit`` rows."""
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise UsageError(f"--limit: must be an integer >= 1, got {limit!r}")
+    if task.source.lm_eval is not None:
+        from ttrl_bench.data.lm_eval_questions import lm_eval_questions
+
+        return lm_eval_questions(task, data_path, limit)
     rows, origin = read_rows(task, data_path, limit, trust_remote_code)
     if not rows:
         raise UsageError(f"{origin}: holds no rows")

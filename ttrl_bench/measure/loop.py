@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 from ttrl_bench.grading import Grader
 from ttrl_bench.measure.metrics import summarize
 from ttrl_bench.measure.summary import Summary
-from ttrl_bench.sampling import Sampler, render_prompt
+from ttrl_bench.sampling import PartialSample, Sampler, prompt_for
 from ttrl_bench.measure.store import SampleStore
 from ttrl_bench.types import AnswerType, Completion, Question, QuestionGrade, SamplingParams
 
@@ -65,18 +65,28 @@ def sample_all(
         # chunk cut short by an interruption is finished with the seeds an uninterrupted run used.
         base_seed = chunk_seed(params.seed, group[0].id)
         for offset, todo in _missing_runs(group, results):
-            prompts = [render_prompt(sampler.tokenizer, q.prompt, chat_template) for q in todo]
-            outs = sampler.sample(prompts, replace(params, seed=base_seed + offset))
-            for q, comps in zip(todo, outs):
-                if store is not None:
-                    store.append(q.id, comps)
-                results[q.id] = comps
+            prompts = [prompt_for(sampler, q.prompt, chat_template) for q in todo]
+            try:
+                outs = dict(enumerate(sampler.sample(prompts, replace(params, seed=base_seed + offset))))
+            except PartialSample as partial:  # a server failed for good: keep what did finish, then fail
+                _keep(todo, partial.finished, store, results)
+                sampler.close()
+                raise partial.cause from None
+            _keep(todo, outs, store, results)
             bar.update(len(todo))
     bar.refresh()  # show the final count even when sampling finished within tqdm's refresh interval
     bar.close()
     if sampler is not None:
         sampler.close()
     return [results[q.id] for q in questions]
+
+
+def _keep(todo: Sequence[Question], outs: dict[int, list[Completion]], store: SampleStore | None, results: dict) -> None:
+    for i, q in enumerate(todo):
+        if i in outs:
+            if store is not None:
+                store.append(q.id, outs[i])
+            results[q.id] = outs[i]
 
 
 def _missing_runs(group: Sequence[Question], results: dict) -> list[tuple[int, list[Question]]]:
@@ -107,5 +117,24 @@ def measure(
     completions = sample_all(
         questions, sampler_factory, params, chat_template=chat_template, store=store, progress=progress, desc=desc
     )
-    grades = grader.grade_many(list(zip(questions, completions)), answer_type)
+    graded = [cut_at_stops(comps, q.meta.get("until") or ()) for q, comps in zip(questions, completions)]
+    grades = grader.grade_many(list(zip(questions, graded)), answer_type)
     return Measurement(grades=grades, completions=completions, summary=summarize(grades, completions))
+
+
+def cut_at_stops(completions: list[Completion], until: Sequence[str]) -> list[Completion]:
+    """Completions cut at the first of the question's stop strings (lm-eval tasks' ``until``), as lm-eval
+    cuts them before scoring. Sampling ignores them (the text before a stop string does not depend on
+    stopping there); samples.jsonl keeps the whole text."""
+    if not until:
+        return completions
+    out = []
+    for c in completions:
+        text = cut_text(c.text, until)
+        out.append(c if text == c.text else replace(c, text=text))
+    return out
+
+
+def cut_text(text: str, until: Sequence[str]) -> str:
+    """``text`` up to the first occurrence of any of ``until`` (unchanged if none occurs)."""
+    return text[: min((i for i in (text.find(s) for s in until if s) if i >= 0), default=len(text))]

@@ -18,7 +18,8 @@ if TYPE_CHECKING:
 def default_out_dir(task: str, model_name: str, identity: dict, kind: str = "eval") -> Path:
     """runs/<kind>-<task>-<model>-<hash of what makes the run>: the same command finds its run again."""
     slug = re.sub(r"[^A-Za-z0-9._-]+", "-", model_name).strip("-")
-    return Path("runs") / f"{kind}-{task}-{slug}-{config_hash(identity)}"
+    task_slug = re.sub(r"[^A-Za-z0-9._-]+", "-", task).strip("-")  # "lm_eval:gsm8k" -> "lm_eval-gsm8k"
+    return Path("runs") / f"{kind}-{task_slug}-{slug}-{config_hash(identity)}"
 
 
 def open_run_dir(out: Path, identity: dict, full_config: dict) -> None:

@@ -3,10 +3,11 @@ model, sampling parameters and the identity that makes two runs the same run."""
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
+from ttrl_bench.adapt.config import check_reporters
 from ttrl_bench.adapt.methods import parse_methods
 from ttrl_bench.data import data_fingerprint, load_questions
 from ttrl_bench.demo import EMBEDDED_MODEL, EMBEDDED_NAME
@@ -14,6 +15,7 @@ from ttrl_bench.errors import UsageError
 from ttrl_bench.measure.loop import chunk_size_for
 from ttrl_bench.measure.provenance import model_fingerprint
 from ttrl_bench.sampling import BACKENDS
+from ttrl_bench.sampling.openai import ServerOptions
 from ttrl_bench.tasks import Task, get_task
 from ttrl_bench.types import Question, SamplingParams
 
@@ -41,6 +43,8 @@ class EvalConfig:
     trust_remote_code: bool = False
     batch_size: int | None = None
     grading_timeout: float = 5.0  # seconds per math-verify call
+    server: ServerOptions | None = None  # --backend openai: where the servers are
+    lm_eval_include_path: str | None = None  # --task lm_eval:NAME: extra lm-eval task YAML folder
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -66,6 +70,14 @@ def _check_int(flag: str, value: int | None, low: int, note: str = "") -> None:
         raise UsageError(f"{flag}: must be an integer, got {value!r}")
     if value < low:
         raise UsageError(f"{flag}: must be an integer >= {low}{' ' + note if note else ''}, got {value}")
+
+
+def request_dict(cfg: EvalConfig) -> dict:
+    """The request as recorded in config.json: never the API key."""
+    out = asdict(cfg)
+    if out.get("server"):
+        out["server"]["api_key"] = None if cfg.server.api_key is None else "<redacted>"
+    return out
 
 
 def resolve_model(model: str | None) -> tuple[Path, str]:
@@ -105,33 +117,83 @@ def resolve_sampling(task: Task, cfg: EvalConfig) -> SamplingParams:
 class Prepared:
     task: Task
     questions: list[Question]
-    model_dir: Path
+    model_dir: Path | None  # None: --backend openai without a local tokenizer (--model)
     model_name: str
     params: SamplingParams
     chat_template: bool
     identity: dict  # what makes two runs the same run
+    server: ServerOptions | None = None  # --backend openai, with the model id resolved
 
 
 def prepare(cfg: EvalConfig) -> Prepared:
-    task = get_task(cfg.task)
+    task = get_task(cfg.task, lm_eval_include_path=cfg.lm_eval_include_path)
+    if cfg.backend == "openai":
+        return _prepare_openai(cfg, task)
+    if cfg.server is not None:
+        raise UsageError(f"--base-url: only used with --backend openai, not {cfg.backend}")
     model_dir, default_name = resolve_model(cfg.model)
+    params, questions, chat = _questions_and_sampling(cfg, task)
+    if chat:
+        _check_chat_template(model_dir, cfg.trust_remote_code)
+    identity = _identity(task, questions, model_fingerprint(model_dir), cfg.backend, params, chat)
+    return Prepared(task, questions, model_dir, cfg.model_name or default_name, params, chat, identity)
+
+
+def _questions_and_sampling(cfg: EvalConfig, task: Task) -> tuple[SamplingParams, list[Question], bool]:
     params = resolve_sampling(task, cfg)
     questions = load_questions(task, data_path=cfg.data, limit=cfg.limit, trust_remote_code=cfg.trust_remote_code)
     if not questions:
         raise UsageError(f"--task {task.name}: the data holds no questions")
     chat = task.prompt.chat_template if cfg.chat_template is None else cfg.chat_template
-    if chat:
-        _check_chat_template(model_dir, cfg.trust_remote_code)
-    identity = {
+    return params, questions, chat
+
+
+def _identity(task: Task, questions: list[Question], fingerprint: str, backend: str, params: SamplingParams,
+              chat: bool) -> dict:
+    return {
         "task": task.name,
         "data_fingerprint": data_fingerprint(questions),
-        "model_fingerprint": model_fingerprint(model_dir),
-        "backend": cfg.backend,
+        "model_fingerprint": fingerprint,
+        "backend": backend,
         "sampling": asdict(params),
         "chat_template": chat,
         "chunk": chunk_size_for(params.n),
     }
-    return Prepared(task, questions, model_dir, cfg.model_name or default_name, params, chat, identity)
+
+
+def _prepare_openai(cfg: EvalConfig, task: Task) -> Prepared:
+    """The model is whatever the servers serve as --model-id; --model, if given, is only its local tokenizer
+    (for the chat template and BOS handling). The server URLs are not part of the identity: adding or
+    replacing a server of the same model resumes the same run."""
+    from ttrl_bench.sampling.openai import resolve_model_id
+
+    if cfg.server is None:
+        raise UsageError("--base-url: required with --backend openai (e.g. http://HOST:8000/v1)")
+    model_dir = _tokenizer_dir(cfg.model) if cfg.model is not None else None
+    params, questions, chat = _questions_and_sampling(cfg, task)
+    if cfg.server.endpoint == "chat" and not chat:
+        raise UsageError("--endpoint chat: the server applies its chat template, but this run feeds plain prompts "
+                         "(chat template off); pass --chat-template or use --endpoint completions")
+    if chat and cfg.server.endpoint == "completions":
+        if model_dir is None:
+            raise UsageError("--chat-template: with --backend openai and the completions endpoint the template comes "
+                             "from --model (a local copy of the tokenizer); pass --model DIR, --endpoint chat, "
+                             "or --no-chat-template")
+        _check_chat_template(model_dir, cfg.trust_remote_code)
+    model_id = resolve_model_id(cfg.server)  # one line and exit 2 for a bad URL, key or model id
+    identity = _identity(task, questions, f"openai:{model_id}", cfg.backend, params, chat)
+    identity["server"] = {"model_id": model_id, "endpoint": cfg.server.endpoint,
+                          "tokenizer_fingerprint": None if model_dir is None else model_fingerprint(model_dir)}
+    server = replace(cfg.server, model_id=model_id)
+    return Prepared(task, questions, model_dir, cfg.model_name or model_id, params, chat, identity, server)
+
+
+def _tokenizer_dir(model: str) -> Path:
+    path = Path(model).expanduser()
+    if not path.is_dir():
+        raise UsageError(f"--model: {model!r} is not a local directory; with --backend openai it is the served "
+                         "model's tokenizer (a local copy), used for the chat template")
+    return path
 
 
 def _check_chat_template(model_dir: Path, trust_remote_code: bool) -> None:
@@ -148,7 +210,6 @@ def _check_chat_template(model_dir: Path, trust_remote_code: bool) -> None:
 
 
 VLLM_MODES = ("colocate", "server")
-REPORTERS = ("none", "tensorboard", "wandb", "trackio")
 
 
 @dataclass(frozen=True)
@@ -168,13 +229,13 @@ class AdaptOverrides:
     eval_every: int | None = None
     use_vllm: bool = False
     vllm_mode: Literal["colocate", "server"] | None = None
-    report_to: Literal["none", "tensorboard", "wandb", "trackio"] | None = None
+    report_to: str | None = None  # TRL reporters, comma-separated: none, tensorboard, wandb, trackio
 
     def __post_init__(self) -> None:
         if self.vllm_mode is not None and self.vllm_mode not in VLLM_MODES:
             raise UsageError(f"--vllm-mode: expected one of {', '.join(VLLM_MODES)}, got {self.vllm_mode!r}")
-        if self.report_to is not None and self.report_to not in REPORTERS:
-            raise UsageError(f"--report-to: expected one of {', '.join(REPORTERS)}, got {self.report_to!r}")
+        if self.report_to is not None:
+            check_reporters(self.report_to)
         if self.lr_scheduler is not None:
             from transformers.trainer_utils import SchedulerType
 
@@ -195,6 +256,9 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "methods", parse_methods(self.methods))
+        if self.eval.backend == "openai":
+            raise UsageError("--backend openai: `run` adapts the model's weights here and measures the adapted copies "
+                             "in-process; use --backend hf or vllm for run, and openai for eval")
         _check_int("--processes", self.processes, 1)
         if self.accelerate_config is not None and not Path(self.accelerate_config).is_file():
             raise UsageError(f"--accelerate-config: {self.accelerate_config} is not a file")

@@ -17,7 +17,7 @@ from ttrl_bench.measure.provenance import git_revision, library_versions
 from ttrl_bench.measure.records import Record, write_record
 from ttrl_bench.measure.rundir import default_out_dir, open_run_dir, write_measurement
 from ttrl_bench.measure.store import SampleStore
-from ttrl_bench.pipeline.config import EvalConfig, Prepared, prepare
+from ttrl_bench.pipeline.config import EvalConfig, Prepared, prepare, request_dict
 from ttrl_bench.measure.summary import Summary
 from ttrl_bench.sampling import make_sampler
 from ttrl_bench.types import Completion, QuestionGrade
@@ -40,6 +40,13 @@ def make_record(prep: Prepared, m: Measurement, *, method: str, run_dir: Path | 
     )
 
 
+def sampler_options(cfg: EvalConfig, prep: Prepared) -> dict:
+    options = {"trust_remote_code": cfg.trust_remote_code, "batch_size": cfg.batch_size}
+    if prep.server is not None:
+        options["server"] = prep.server
+    return options
+
+
 def measure_into(
     directory: Path | None, prep: Prepared, model_dir: Path, backend: str, grader: Grader, desc: str,
     *, progress: bool = True, **sampler_kwargs,
@@ -58,6 +65,33 @@ def measure_into(
     return m
 
 
+def export_lm_eval(directory: Path, prep: Prepared, m: Measurement, model_name: str, model_args: dict) -> list[Path]:
+    """``--lm-eval-results DIR``: the measurement in lm-eval 0.4's results/samples layout."""
+    from ttrl_bench.report.lm_eval_results import write_lm_eval_results
+
+    task_name, task_config, shots, version = prep.task.name, None, 0, None
+    if prep.task.source.lm_eval is not None:
+        from ttrl_bench.tasks.lm_eval_task import load_lm_eval_task
+
+        lm = load_lm_eval_task(prep.task.source.lm_eval, prep.task.source.include_path)
+        task_name, task_config = prep.task.source.lm_eval, lm.dump_config()
+        shots = int(lm.config.num_fewshot or 0)
+        version = (lm.config.metadata or {}).get("version")
+    return list(write_lm_eval_results(
+        directory, task_name=task_name, model_name=model_name, questions=prep.questions, measurement=m,
+        params=prep.params, model_args=model_args, task_config=task_config, num_fewshot=shots, version=version,
+    ))
+
+
+def model_args(prep: Prepared, backend: str, model_dir: Path | None) -> dict:
+    """What lm-eval's ``config.model_args`` records: enough to tell which model answered, never a key."""
+    args = {"backend": backend, "model_dir": None if model_dir is None else str(model_dir),
+            "model_fingerprint": prep.identity["model_fingerprint"]}
+    if prep.server is not None:
+        args.update(base_url=list(prep.server.base_urls), model_id=prep.server.model_id)
+    return args
+
+
 @dataclass(frozen=True)
 class EvalResult:
     """What ``evaluate`` measured: the summary (pass@1, maj@N, pass@k with standard errors), the record a
@@ -74,25 +108,30 @@ AUTO = "auto"  # ``out=AUTO``: runs/eval-<task>-<model>-<config hash>, so the sa
 
 
 def evaluate(
-    cfg: EvalConfig, out: str | Path | None = AUTO, *, leaderboard: str | Path | None = None, progress: bool = True,
+    cfg: EvalConfig, out: str | Path | None = AUTO, *, leaderboard: str | Path | None = None,
+    lm_eval_results: str | Path | None = None, progress: bool = True,
 ) -> EvalResult:
     """Measure one model on one task. ``out``: the run directory (resumable), ``AUTO`` for the default
-    place, None to keep everything in memory. ``leaderboard``: also write the record there."""
+    place, None to keep everything in memory. ``leaderboard``: also write the record there.
+    ``lm_eval_results``: also write lm-eval 0.4's results and samples files there."""
     prep = prepare(cfg)
     run_dir = None
     if out is not None:
         run_dir = default_out_dir(prep.task.name, prep.model_name, prep.identity) if out == AUTO else Path(out)
         open_run_dir(run_dir, prep.identity, {
-            "identity": prep.identity, "request": asdict(cfg), "model_dir": str(prep.model_dir),
+            "identity": prep.identity, "request": request_dict(cfg),
+            "model_dir": None if prep.model_dir is None else str(prep.model_dir),
             "model_name": prep.model_name, "versions": library_versions(), "git_revision": git_revision(),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         })
     with Grader(timeout_seconds=cfg.grading_timeout) as grader:
         m = measure_into(
             run_dir, prep, prep.model_dir, cfg.backend, grader, f"{prep.task.name}: sampling", progress=progress,
-            trust_remote_code=cfg.trust_remote_code, batch_size=cfg.batch_size,
+            **sampler_options(cfg, prep),
         )
     record = make_record(prep, m, method="base", run_dir=run_dir or "")
+    if lm_eval_results is not None:
+        export_lm_eval(Path(lm_eval_results), prep, m, prep.model_name, model_args(prep, cfg.backend, prep.model_dir))
     if run_dir is not None:
         write_record(record, run_dir / "records")
     if leaderboard is not None:

@@ -18,8 +18,8 @@ from ttrl_bench.report.comparison import comparison_table
 from ttrl_bench.adapt.config import PAPER, TINY, AdaptConfig, paper_steps, per_device_batch, with_overrides
 from ttrl_bench.demo import EMBEDDED_MODEL
 from ttrl_bench.measure.rundir import default_out_dir, open_run_dir, write_json
-from ttrl_bench.pipeline.config import Prepared, RunConfig, prepare
-from ttrl_bench.pipeline.evaluate import AUTO, make_record, measure_into
+from ttrl_bench.pipeline.config import Prepared, RunConfig, prepare, request_dict
+from ttrl_bench.pipeline.evaluate import AUTO, export_lm_eval, make_record, measure_into, model_args, sampler_options
 from ttrl_bench.grading import Grader
 from ttrl_bench.measure.loop import Measurement
 from ttrl_bench.measure.provenance import git_revision, library_versions, model_fingerprint
@@ -125,7 +125,10 @@ class RunResult:
         return self.run_dir / "report.md"
 
 
-def run(cfg: RunConfig, out: str | Path = AUTO, *, leaderboard: str | Path | None = None, progress: bool = True) -> RunResult:
+def run(
+    cfg: RunConfig, out: str | Path = AUTO, *, leaderboard: str | Path | None = None,
+    lm_eval_results: str | Path | None = None, progress: bool = True,
+) -> RunResult:
     """Measure the base model, adapt it with each method through TRL's GRPOTrainer, measure each adapted
     model the same way, and compare. ``out``: the run directory (``AUTO``: runs/run-<task>-<model>-<hash>);
     re-running the same call resumes it. Adaptation writes models, so a run always has a directory."""
@@ -139,12 +142,12 @@ def run(cfg: RunConfig, out: str | Path = AUTO, *, leaderboard: str | Path | Non
     identity = {**prep.identity, "adapt": {k: v for k, v in asdict(adapt_cfg).items() if k != "method"}}
     run_dir = default_out_dir(prep.task.name, prep.model_name, identity, "run") if out == AUTO else Path(out)
     open_run_dir(run_dir, identity, {
-        "identity": identity, "request": asdict(cfg), "model_dir": str(prep.model_dir),
+        "identity": identity, "request": {**asdict(cfg), "eval": request_dict(e)}, "model_dir": str(prep.model_dir),
         "versions": library_versions(), "git_revision": git_revision(),
     })
     say = (lambda text: print(text, file=sys.stderr)) if progress else (lambda text: None)
     say(f"run directory: {run_dir}")
-    kw = {"trust_remote_code": e.trust_remote_code, "batch_size": e.batch_size}
+    kw = sampler_options(e, prep)
     records: dict[str, Record] = {}
     maj_key = f"maj@{prep.params.n}"
 
@@ -153,6 +156,8 @@ def run(cfg: RunConfig, out: str | Path = AUTO, *, leaderboard: str | Path | Non
                             progress=progress, **kw)
         records["base"] = make_record(prep, base, method="base", run_dir=run_dir / "base")
         write_record(records["base"], run_dir / "base" / "records")
+        if lm_eval_results is not None:
+            export_lm_eval(Path(lm_eval_results), prep, base, prep.model_name, model_args(prep, e.backend, prep.model_dir))
         for method in cfg.methods:
             mdir = run_dir / method
             mdir.mkdir(parents=True, exist_ok=True)
@@ -160,9 +165,12 @@ def run(cfg: RunConfig, out: str | Path = AUTO, *, leaderboard: str | Path | Non
             model_out = mdir / "model"
             if not (model_out / "ADAPTED").exists():
                 spec = AdaptSpec(
-                    task=prep.task.name, model_dir=str(prep.model_dir), out_dir=str(mdir), config=asdict(mcfg),
+                    # a task file's path, so that a --task FILE.yaml outside the tasks folder is found again
+                    task=str(prep.task.path) if prep.task.path.suffix in (".yaml", ".yml") else prep.task.name,
+                    model_dir=str(prep.model_dir), out_dir=str(mdir), config=asdict(mcfg),
                     eval_sampling=asdict(prep.params), chat_template=prep.chat_template, data=e.data,
-                    limit=e.limit, trust_remote_code=e.trust_remote_code, grading_timeout=e.grading_timeout,
+                    limit=e.limit, trust_remote_code=e.trust_remote_code,
+                    grading_timeout=e.grading_timeout, lm_eval_include_path=e.lm_eval_include_path,
                 )
                 spec.write(mdir / "spec.json")
                 say(f"{method}: adapting ({mcfg.steps} steps)")
@@ -183,6 +191,9 @@ def run(cfg: RunConfig, out: str | Path = AUTO, *, leaderboard: str | Path | Non
                 extra={k: v for k, v in summary.items() if k != "evals"},
             )
             records[method] = replace(rec, plots=["../training.png"])  # relative to the record's directory
+            if lm_eval_results is not None:  # one lm-eval "model" per adapted copy
+                export_lm_eval(Path(lm_eval_results), prep, m, f"{prep.model_name}+{method}",
+                               {**model_args(prep, e.backend, model_out), "method": method})
             write_record(records[method], mdir / "records")
 
     table = comparison_table(records, maj_key=maj_key)

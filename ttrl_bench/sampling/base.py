@@ -110,3 +110,21 @@ def prompt_seed(seed: int, index: int) -> int:
 def replicate_greedy(completions: list[list[Completion]], n: int) -> list[list[Completion]]:
     """Greedy decoding is deterministic: sample once per prompt and repeat it ``n`` times."""
     return [group * n for group in completions]
+
+
+class PartialSample(Exception):
+    """A ``sample`` call that failed part-way: ``finished`` maps prompt index -> its completions,
+    which the caller stores before re-raising ``cause`` (no finished sample is lost)."""
+
+    def __init__(self, finished: dict[int, list[Completion]], cause: BaseException):
+        super().__init__(str(cause))
+        self.finished = finished
+        self.cause = cause
+
+
+def prompt_for(sampler: Sampler, text: str, chat_template: bool) -> str:
+    """What to pass to ``sampler.sample`` for a question's text: rendered here, unless the sampler
+    sends messages to a chat endpoint (the server applies its own template)."""
+    if getattr(sampler, "takes_messages", False):
+        return text
+    return render_prompt(sampler.tokenizer, text, chat_template)

@@ -28,11 +28,13 @@ CHOICE_LETTERS = "ABCDEFGHIJ"
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_]\w*)\}")
 _SHA = re.compile(r"^[0-9a-f]{40}$")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_]*$")
+LM_EVAL_PREFIX = "lm_eval:"
 
 
 @dataclass(frozen=True)
 class Source:
-    """Where rows come from: a hub dataset (``hub`` set) or a builtin generator (``builtin`` set)."""
+    """Where rows come from: a hub dataset (``hub`` set), a builtin generator (``builtin`` set) or an
+    lm-evaluation-harness task (``lm_eval`` set; its own dataset config, prompts and targets)."""
 
     split: str
     hub: str | None = None
@@ -40,8 +42,12 @@ class Source:
     revision: str | None = None  # a commit sha; None = not pinned, the hub copy is refused
     gated: bool = False  # the hub asks users to accept terms and authenticate (e.g. GPQA)
     builtin: str | None = None
+    lm_eval: str | None = None  # an lm-eval task name
+    include_path: str | None = None  # lm-eval: an extra folder of task YAMLs (absolute)
 
     def describe(self) -> str:
+        if self.lm_eval is not None:
+            return f"lm-eval task {self.lm_eval}" + (f" from {self.include_path}" if self.include_path else "")
         if self.builtin is not None:
             return f"builtin {self.builtin}, split {self.split}"
         config = f":{self.config}" if self.config else ""
@@ -134,8 +140,15 @@ def load_tasks(directory: str | Path | None = None) -> dict[str, Task]:
     return dict(sorted(by_name.items()))
 
 
-def get_task(name: str, directory: str | Path | None = None) -> Task:
-    """A task by name, or by the path of a task YAML file (``--task my_task.yaml``)."""
+def get_task(name: str, directory: str | Path | None = None, *, lm_eval_include_path: str | None = None) -> Task:
+    """A task by name, by the path of a task YAML file (``--task my_task.yaml``), or an lm-eval task
+    (``--task lm_eval:NAME``, with ``lm_eval_include_path`` for task YAMLs outside lm-eval's registry)."""
+    if name.startswith(LM_EVAL_PREFIX):
+        from ttrl_bench.tasks.lm_eval_task import lm_eval_task
+
+        return lm_eval_task(name[len(LM_EVAL_PREFIX):], lm_eval_include_path)
+    if lm_eval_include_path is not None:
+        raise UsageError(f"--lm-eval-include-path: only used with --task {LM_EVAL_PREFIX}NAME, not --task {name}")
     if name.endswith((".yaml", ".yml")) and Path(name).is_file():
         return load_task_file(Path(name))
     tasks = load_tasks(directory)
@@ -155,6 +168,10 @@ def load_task_file(path: Path) -> Task:
     if not _NAME.match(name) or name != path.stem:
         raise top.error("name", f"must equal the file name '{path.stem}' (lowercase letters, digits, '_')")
     answer_type = top.choice("answer_type", ANSWER_TYPES)
+    if isinstance(top.data.get("source"), dict) and "lm_eval" in top.data["source"]:
+        from ttrl_bench.tasks.lm_eval_task import lm_eval_task_from_yaml
+
+        return lm_eval_task_from_yaml(top, path, name, answer_type)
     fields = _read_fields(top, answer_type)
     return Task(
         name=name,
