@@ -33,3 +33,12 @@ def add_adapt_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--use-vllm", action="store_true", help="generate rollouts with TRL's vLLM integration (GPU path)")
     g.add_argument("--vllm-mode", default=None, choices=["colocate", "server"], help="TRL vLLM mode (server: start `trl vllm-serve` first)")
     g.add_argument("--report-to", default=None, help="TRL reporters: none, tensorboard, wandb (when installed)")
+
+    # [issue 15] generalization: other tasks, held-out questions
+    g.add_argument("--eval-tasks", default=None, metavar="T1,T2",
+                   help="after each adaptation also measure the adapted model (and the base model, once) on these "
+                   "tasks, with the run's sampling settings")
+    g.add_argument("--holdout", type=float, default=None, metavar="FRACTION",
+                   help="hold out this share of the task's questions (at random): adaptation never sees them; the "
+                   "report gives in-sample and held-out gains")
+    g.add_argument("--holdout-seed", type=int, default=None, help="seed of the held-out split (default 0)")

@@ -24,6 +24,7 @@ from ttrl_bench.demo import EMBEDDED_MODEL
 from ttrl_bench.measure.rundir import default_out_dir, open_run_dir, write_json
 from ttrl_bench.pipeline.config import Prepared, prepare
 from ttrl_bench.pipeline.evaluate import make_record, measure_into
+from ttrl_bench.pipeline.generalization import Generalization  # issue 15
 from ttrl_bench.grading import Grader
 from ttrl_bench.measure.loop import Measurement
 from ttrl_bench.measure.provenance import git_revision, library_versions, model_fingerprint
@@ -121,6 +122,10 @@ def run_from_args(args, eval_cfg) -> int:
     prep = prepare(eval_cfg)
     cfg = resolve_adapt(args, prep)
     identity = {**prep.identity, "adapt": {k: v for k, v in asdict(cfg).items() if k != "method"}}
+    # [issue 15 hook 1] eval tasks, held-out split, base vote baseline: checked before anything is written
+    gen = Generalization.plan(eval_cfg, prep, cfg.votes, eval_tasks=args.eval_tasks, holdout=args.holdout,
+                              holdout_seed=args.holdout_seed)
+    identity = gen.extend_identity(identity)
     run_dir = args.out or default_out_dir(prep.task.name, prep.model_name, identity, "run")
     open_run_dir(run_dir, identity, {
         "identity": identity, "request": {**vars(args), "func": None}, "model_dir": str(prep.model_dir),
@@ -133,9 +138,9 @@ def run_from_args(args, eval_cfg) -> int:
     maj_key = f"maj@{prep.params.n}"
 
     with Grader(timeout_seconds=eval_cfg.grading_timeout) as grader:
-        base = measure_into(run_dir / "base", prep, prep.model_dir, eval_cfg.backend, grader, "base: sampling", **kw)
-        records["base"] = make_record(prep, base, method="base", run_dir=run_dir / "base")
-        write_record(records["base"], run_dir / "base" / "records")
+        # [issue 15 hook 2] the base model sampled max(N, votes) times, once; and once on each eval task
+        records["base"] = gen.base_record(run_dir / "base", eval_cfg.backend, grader, **kw)
+        transfer = gen.other_bases(run_dir, eval_cfg.backend, grader, **kw)
         for method in methods:
             mdir = run_dir / method
             mdir.mkdir(parents=True, exist_ok=True)
@@ -146,7 +151,7 @@ def run_from_args(args, eval_cfg) -> int:
                     task=prep.task.name, model_dir=str(prep.model_dir), out_dir=str(mdir), config=asdict(mcfg),
                     eval_sampling=asdict(prep.params), chat_template=prep.chat_template, data=eval_cfg.data,
                     limit=eval_cfg.limit, trust_remote_code=eval_cfg.trust_remote_code,
-                    grading_timeout=eval_cfg.grading_timeout,
+                    grading_timeout=eval_cfg.grading_timeout, **gen.spec_fields(),  # [issue 15 hook 3]
                 )
                 spec.write(mdir / "spec.json")
                 print(f"{method}: adapting ({mcfg.steps} steps)", file=sys.stderr)
@@ -156,7 +161,7 @@ def run_from_args(args, eval_cfg) -> int:
                     adapt(spec)
             m = measure_into(mdir, prep, model_out, eval_cfg.backend, grader, f"{method}: sampling", **kw)
             log_rows = TrainLog.read(mdir / "train_log.jsonl")
-            summary = train_summary(log_rows, maj_key, m, mcfg.steps)
+            summary = train_summary(log_rows, maj_key, gen.in_sample(m), mcfg.steps)  # [issue 15 hook 4]
             # the last eval point is the final measurement, taken above with the base model's code
             plot_training([*log_rows, summary["evals"][-1]], mdir / "training.png",
                           title=f"{prep.model_name} / {prep.task.name} / {method}")
@@ -164,16 +169,21 @@ def run_from_args(args, eval_cfg) -> int:
             rec = make_record(
                 prep, m, method=method, run_dir=mdir, method_config=asdict(mcfg),
                 adapted_fingerprint=model_fingerprint(model_out),
-                extra={k: v for k, v in summary.items() if k != "evals"},
+                extra={k: v for k, v in summary.items() if k != "evals"}, **gen.record_fields(),  # [issue 15 hook 4]
             )
             records[method] = replace(rec, plots=["../training.png"])  # relative to the record's directory
             write_record(records[method], mdir / "records")
+            # [issue 15 hook 5] the adapted model on each eval task
+            transfer += gen.other_methods(run_dir, method, model_out, asdict(mcfg), eval_cfg.backend, grader, **kw)
 
     table = comparison_table(records, maj_key=maj_key)
+    table += "\n\n" + gen.report(list(records.values()), transfer, maj_key)  # [issue 15 hook 6]
     (run_dir / "report.md").write_text(f"# {prep.model_name} on {prep.task.name}\n\n{table}\n")
     if leaderboard is not None:
         for rec in records.values():
             write_record(replace(rec, plots=_copy_plots(rec, run_dir / rec.method / "records", leaderboard)), leaderboard)
+        for rec in transfer:  # [issue 15 hook 7]
+            write_record(rec, leaderboard)
     print(table)
     print(f"\nrun directory: {run_dir}  (report: {run_dir / 'report.md'})")
     return 0
