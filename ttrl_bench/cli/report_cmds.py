@@ -39,7 +39,9 @@ def records_at(path: str | Path) -> list[Record]:
         return [load_record(path)]
     if not path.is_dir():
         raise UsageError(f"{path}: no such record file or directory")
-    run_dirs = [d for d in [path / "records", *sorted(path.glob("*/records"))] if d.is_dir()]
+    # RUN_DIR/transfer/<task>/<method>/records: run --eval-tasks measurements (issue 15)
+    run_dirs = [d for d in [path / "records", *sorted(path.glob("*/records")), *sorted(path.glob("transfer/*/*/records"))]
+                if d.is_dir()]
     records = [r for d in (run_dirs or [path]) for r in load_records(d)]
     if not records:
         raise UsageError(f"{path}: no records found (looked for *.json in it, in records/ and in */records/)")
@@ -58,7 +60,8 @@ def add_leaderboard_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--format", default="markdown", choices=FORMATS)
     parser.add_argument("--layout", default="paper", choices=LAYOUTS,
                         help="paper: one row per model, tasks as column groups plus an average; "
-                        "long: one row per (model, task, method)")
+                        "long: one row per (model, task, method); transfer: rows adapted-on, columns measured-on, "
+                        "cells gain over base ± paired s.e. (run --eval-tasks / --holdout results)")
     parser.add_argument("--metric", action="append", dest="metrics", metavar="METRIC",
                         help="pass@1 (default), pass@K or maj@N; repeat or comma-separate for several")
     parser.add_argument("-o", "--output", type=Path, metavar="FILE", help="write the table here instead of stdout")
