@@ -18,6 +18,7 @@ from ttrl_bench.adapt.config import AdaptConfig, grpo_config
 from ttrl_bench.adapt.policy import bind
 from ttrl_bench.adapt.reward import GroupReward
 from ttrl_bench.data import load_questions
+from ttrl_bench.data.split import adapted_questions, split_ids
 from ttrl_bench.grading import Grader
 from ttrl_bench.measure.loop import measure
 from ttrl_bench.tasks import get_task
@@ -39,6 +40,9 @@ class AdaptSpec:
     trust_remote_code: bool = False
     grading_timeout: float = 5.0
     lm_eval_include_path: str | None = None  # --task lm_eval:NAME: lm-eval task YAMLs outside its registry
+    # run --holdout: hold out this share of the questions (split by data.split.split_ids); None = train on all
+    holdout_fraction: float | None = None
+    holdout_seed: int = 0
 
     def write(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self), indent=2) + "\n")
@@ -94,6 +98,10 @@ def adapt(spec: AdaptSpec, *, progress: bool = True) -> Path:
     cfg.validate()
     task = get_task(spec.task, lm_eval_include_path=spec.lm_eval_include_path)
     questions = load_questions(task, data_path=spec.data, limit=spec.limit, trust_remote_code=spec.trust_remote_code)
+    if spec.holdout_fraction is not None:
+        # Held-out questions never reach the trainer: not its dataset (so neither the reward function nor
+        # the rollouts), nor the probe whose majority ratio picks the label-free best step.
+        questions = adapted_questions(questions, split_ids([q.id for q in questions], spec.holdout_fraction, spec.holdout_seed))
     out = Path(spec.out_dir)
     cuda = torch.cuda.is_available()
     # cpu=True matters: without it accelerate sees a single process on a machine without CUDA

@@ -38,6 +38,14 @@ def add_adapt_flags(p: argparse.ArgumentParser) -> None:
                    help="TRL reporters (GRPOConfig.report_to): none, tensorboard, wandb, trackio, comma-separated; they get "
                    "TRL's metrics, the diagnostics (label_accuracy, reward_accuracy, majority_ratio) and the test-set "
                    "probe (probe/pass@1, probe/maj@N, probe/majority_ratio). TensorBoard files: RUN/<method>/tensorboard")
+    g = p.add_argument_group("generalization", "Does the gain carry over to other tasks and to unseen questions?")
+    g.add_argument("--eval-tasks", default=None, metavar="T1,T2",
+                   help="after each adaptation also measure the adapted model (and the base model, once) on these "
+                   "tasks, with the run's sampling settings")
+    g.add_argument("--holdout", type=float, default=None, metavar="FRACTION",
+                   help="hold out this share of the task's questions (at random): adaptation never sees them; the "
+                   "report gives in-sample and held-out gains")
+    g.add_argument("--holdout-seed", type=int, default=None, help="seed of the held-out split (default 0)")
 
 
 def run_config_from_args(args: argparse.Namespace, eval_cfg: EvalConfig) -> RunConfig:
@@ -51,4 +59,5 @@ def run_config_from_args(args: argparse.Namespace, eval_cfg: EvalConfig) -> RunC
     return RunConfig(
         eval=eval_cfg, methods=args.methods, adapt=overrides, processes=args.processes,
         accelerate_config=None if args.accelerate_config is None else str(args.accelerate_config),
+        eval_tasks=args.eval_tasks, holdout=args.holdout, holdout_seed=args.holdout_seed,
     )

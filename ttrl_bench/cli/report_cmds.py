@@ -29,7 +29,8 @@ def add_leaderboard_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--format", default="markdown", choices=FORMATS)
     parser.add_argument("--layout", default="paper", choices=LAYOUTS,
                         help="paper: one row per model, tasks as column groups plus an average; "
-                        "long: one row per (model, task, method)")
+                        "long: one row per (model, task, method); transfer: rows adapted-on, columns measured-on, "
+                        "cells gain over base ± paired s.e. (run --eval-tasks / --holdout results)")
     parser.add_argument("--metric", action="append", dest="metrics", metavar="METRIC",
                         help="pass@1 (default), pass@K or maj@N; repeat or comma-separate for several")
     parser.add_argument("-o", "--output", type=Path, metavar="FILE", help="write the table here instead of stdout")

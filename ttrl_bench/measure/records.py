@@ -38,14 +38,35 @@ class Record:
     plots: list[str] = field(default_factory=list)  # PNG paths, relative to the record file
     extra: dict[str, Any] = field(default_factory=dict)  # e.g. label accuracy, best step
     schema_version: int = SCHEMA_VERSION
+    # Generalization (run --eval-tasks / --holdout); records without these fields load as before.
+    # ``task`` is always the task MEASURED on; ``adapted_on`` the task the model was adapted on when that
+    # differs (a transfer row); None for base and for in-sample rows.
+    adapted_on: str | None = None
+    # {"fraction", "seed", "held_out_ids"}: adaptation never saw the held-out ids (run --holdout)
+    holdout: dict[str, Any] | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
 
     @property
+    def origin(self) -> str:
+        """What besides (task, method) tells this result apart: "" for the plain in-sample run."""
+        parts = []
+        if self.adapted_on is not None and self.adapted_on != self.task:
+            parts.append(f"adapted on {self.adapted_on}")
+        if self.holdout is not None:
+            parts.append(f"holdout {self.holdout['fraction']:g} seed {self.holdout['seed']}")
+        return ", ".join(parts)
+
+    @property
     def filename(self) -> str:
         slug = re.sub(r"[^A-Za-z0-9._-]+", "-", self.model).strip("-") or "model"
-        return f"{slug}__{self.task}__{self.method}.json"
+        suffix = ""
+        if self.adapted_on is not None and self.adapted_on != self.task:
+            suffix += f"__from-{self.adapted_on}"
+        if self.holdout is not None:
+            suffix += f"__holdout-{self.holdout['fraction']:g}-seed{self.holdout['seed']}"
+        return f"{slug}__{self.task}__{self.method}{suffix}.json"
 
 
 def record_from_dict(data: Any, source: str) -> Record:
@@ -64,6 +85,12 @@ def record_from_dict(data: Any, source: str) -> Record:
         per_q = [QuestionScore(**q) for q in data["per_question"]]
     except TypeError as exc:
         raise UsageError(f"{source}: field 'per_question' holds a malformed entry ({exc})") from None
+    holdout = data.get("holdout")
+    if holdout is not None and not (
+        isinstance(holdout, dict) and isinstance(holdout.get("held_out_ids"), list)
+        and isinstance(holdout.get("fraction"), (int, float)) and isinstance(holdout.get("seed"), int)
+    ):
+        raise UsageError(f"{source}: field 'holdout' must be null or an object with 'fraction', 'seed', 'held_out_ids'")
     return Record(**{k: v for k, v in data.items() if k in known and k != "per_question"}, per_question=per_q)
 
 
@@ -105,7 +132,9 @@ def load_records(path: str | Path) -> list[Record]:
         return [load_record(path)]
     if not path.is_dir():
         raise UsageError(f"{path}: no such record file or directory")
-    run_dirs = [d for d in [path / "records", *sorted(path.glob("*/records"))] if d.is_dir()]
+    # RUN_DIR/transfer/<task>/<method>/records: the measurements of run --eval-tasks
+    run_dirs = [d for d in [path / "records", *sorted(path.glob("*/records")), *sorted(path.glob("transfer/*/*/records"))]
+                if d.is_dir()]
     records = [r for d in (run_dirs or [path]) for r in _records_in(d)]
     if not records:
         raise UsageError(f"{path}: no records found (looked for *.json in it, in records/ and in */records/)")

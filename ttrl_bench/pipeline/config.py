@@ -253,6 +253,9 @@ class RunConfig:
     adapt: AdaptOverrides = field(default_factory=AdaptOverrides)
     processes: int = 1  # training processes (``accelerate launch``) per method
     accelerate_config: str | None = None  # an accelerate config file (DeepSpeed, FSDP)
+    eval_tasks: str | None = None  # "T1,T2": also measure base and adapted models on these tasks
+    holdout: float | None = None  # adapt on the rest, report in-sample and held-out gains separately
+    holdout_seed: int | None = None  # seed of the held-out split (default 0)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "methods", parse_methods(self.methods))
@@ -260,5 +263,9 @@ class RunConfig:
             raise UsageError("--backend openai: `run` adapts the model's weights here and measures the adapted copies "
                              "in-process; use --backend hf or vllm for run, and openai for eval")
         _check_int("--processes", self.processes, 1)
+        if self.holdout is not None and not 0 < self.holdout < 1:
+            raise UsageError(f"--holdout: must be a fraction strictly between 0 and 1, got {self.holdout}")
+        if self.holdout is None and self.holdout_seed is not None:
+            raise UsageError("--holdout-seed: needs --holdout FRACTION")
         if self.accelerate_config is not None and not Path(self.accelerate_config).is_file():
             raise UsageError(f"--accelerate-config: {self.accelerate_config} is not a file")

@@ -20,6 +20,7 @@ from ttrl_bench.demo import EMBEDDED_MODEL
 from ttrl_bench.measure.rundir import default_out_dir, open_run_dir, write_json
 from ttrl_bench.pipeline.config import Prepared, RunConfig, prepare, request_dict
 from ttrl_bench.pipeline.evaluate import AUTO, export_lm_eval, make_record, measure_into, model_args, sampler_options
+from ttrl_bench.pipeline.generalization import Generalization
 from ttrl_bench.grading import Grader
 from ttrl_bench.measure.loop import Measurement
 from ttrl_bench.measure.provenance import git_revision, library_versions, model_fingerprint
@@ -140,6 +141,10 @@ def run(
     prep = prepare(e)
     adapt_cfg = resolve_adapt(cfg, prep)
     identity = {**prep.identity, "adapt": {k: v for k, v in asdict(adapt_cfg).items() if k != "method"}}
+    # eval tasks, held-out split, base vote baseline: checked before anything is written
+    gen = Generalization.plan(e, prep, adapt_cfg.votes, eval_tasks=cfg.eval_tasks, holdout=cfg.holdout,
+                              holdout_seed=cfg.holdout_seed)
+    identity = gen.extend_identity(identity)
     run_dir = default_out_dir(prep.task.name, prep.model_name, identity, "run") if out == AUTO else Path(out)
     open_run_dir(run_dir, identity, {
         "identity": identity, "request": {**asdict(cfg), "eval": request_dict(e)}, "model_dir": str(prep.model_dir),
@@ -152,12 +157,12 @@ def run(
     maj_key = f"maj@{prep.params.n}"
 
     with Grader(timeout_seconds=e.grading_timeout) as grader:
-        base = measure_into(run_dir / "base", prep, prep.model_dir, e.backend, grader, "base: sampling",
-                            progress=progress, **kw)
-        records["base"] = make_record(prep, base, method="base", run_dir=run_dir / "base")
-        write_record(records["base"], run_dir / "base" / "records")
+        # the base model sampled max(N, votes) times, once; and once on each eval task
+        records["base"] = gen.base_record(run_dir / "base", e.backend, grader, **kw)
+        transfer = gen.other_bases(run_dir, e.backend, grader, **kw)
         if lm_eval_results is not None:
-            export_lm_eval(Path(lm_eval_results), prep, base, prep.model_name, model_args(prep, e.backend, prep.model_dir))
+            export_lm_eval(Path(lm_eval_results), prep, gen.base_measurement, prep.model_name,
+                           model_args(prep, e.backend, prep.model_dir))
         for method in cfg.methods:
             mdir = run_dir / method
             mdir.mkdir(parents=True, exist_ok=True)
@@ -171,6 +176,7 @@ def run(
                     eval_sampling=asdict(prep.params), chat_template=prep.chat_template, data=e.data,
                     limit=e.limit, trust_remote_code=e.trust_remote_code,
                     grading_timeout=e.grading_timeout, lm_eval_include_path=e.lm_eval_include_path,
+                    **gen.spec_fields(),
                 )
                 spec.write(mdir / "spec.json")
                 say(f"{method}: adapting ({mcfg.steps} steps)")
@@ -180,7 +186,7 @@ def run(
                     adapt(spec)
             m = measure_into(mdir, prep, model_out, e.backend, grader, f"{method}: sampling", progress=progress, **kw)
             log_rows = TrainLog.read(mdir / "train_log.jsonl")
-            summary = train_summary(log_rows, maj_key, m, mcfg.steps)
+            summary = train_summary(log_rows, maj_key, gen.in_sample(m), mcfg.steps)  # [issue 15 hook 4]
             # the last eval point is the final measurement, taken above with the base model's code
             plot_training([*log_rows, summary["evals"][-1]], mdir / "training.png",
                           title=f"{prep.model_name} / {prep.task.name} / {method}")
@@ -188,18 +194,23 @@ def run(
             rec = make_record(
                 prep, m, method=method, run_dir=mdir, method_config=asdict(mcfg),
                 adapted_fingerprint=model_fingerprint(model_out),
-                extra={k: v for k, v in summary.items() if k != "evals"},
+                extra={k: v for k, v in summary.items() if k != "evals"}, **gen.record_fields(),  # [issue 15 hook 4]
             )
             records[method] = replace(rec, plots=["../training.png"])  # relative to the record's directory
             if lm_eval_results is not None:  # one lm-eval "model" per adapted copy
                 export_lm_eval(Path(lm_eval_results), prep, m, f"{prep.model_name}+{method}",
                                {**model_args(prep, e.backend, model_out), "method": method})
             write_record(records[method], mdir / "records")
+            # [issue 15 hook 5] the adapted model on each eval task
+            transfer += gen.other_methods(run_dir, method, model_out, asdict(mcfg), e.backend, grader, **kw)
 
     table = comparison_table(records, maj_key=maj_key)
+    table += "\n\n" + gen.report(list(records.values()), transfer, maj_key)  # [issue 15 hook 6]
     (run_dir / "report.md").write_text(f"# {prep.model_name} on {prep.task.name}\n\n{table}\n")
     if leaderboard is not None:
         lb = Path(leaderboard)
         for rec in records.values():
             write_record(replace(rec, plots=_copy_plots(rec, run_dir / rec.method / "records", lb)), lb)
+        for rec in transfer:
+            write_record(rec, lb)
     return RunResult(records, table, run_dir)

@@ -45,4 +45,8 @@ def comparison_table(records: dict[str, Record], *, maj_key: str, fmt: str = "gi
                "label acc. % (first 10 steps → last 10%)", "best step by majority ratio (label-free)"]
     note = (f"{base.model} on {base.task}, {len(ids)} questions; scores in % ± s.e. over questions; "
             "final model in the first columns, the label-free best step in the last.")
+    vb = base.extra.get("vote_baseline")
+    if vb and f"maj@{vb['votes']}" in base.metrics:  # issue 15: the vote baseline, when it is not maj_key itself
+        v = base.metrics[f"maj@{vb['votes']}"]
+        note += f" Vote baseline (no training): base maj@{vb['votes']} = {pct(v['mean'], v['stderr'])}."
     return note + "\n\n" + tabulate(rows, headers=headers, tablefmt=fmt)

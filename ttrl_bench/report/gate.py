@@ -34,6 +34,7 @@ class CheckRow:
     run_mean: float
     diff: PairedDiff  # run - baseline
     verdict: str
+    origin: str = ""  # "adapted on X" / "holdout F seed S" (Record.origin); "" for the task's own adaptation
 
 
 @dataclass(frozen=True)
@@ -86,8 +87,8 @@ def check(
         _compare_pair(base_by_key[k], run_by_key[k], metric, alpha, min_effect, n_boot, seed) for k in common
     )
     not_compared = tuple(
-        [f"{t} / {m} (only in baseline)" for t, m in base_by_key if (t, m) not in run_by_key]
-        + [f"{t} / {m} (only in run)" for t, m in run_by_key if (t, m) not in base_by_key]
+        [f"{t} / {m}{_origin(o)} (only in baseline)" for t, m, o in base_by_key if (t, m, o) not in run_by_key]
+        + [f"{t} / {m}{_origin(o)} (only in run)" for t, m, o in run_by_key if (t, m, o) not in base_by_key]
     )
     return CheckResult(metric, alpha, min_effect, n_boot, rows, not_compared)
 
@@ -112,13 +113,15 @@ def _names(models: list[str]) -> str:
     return ", ".join(repr(m) for m in models)
 
 
-def _by_task_method(records: list[Record], flag: str) -> dict[tuple[str, str], Record]:
-    by_key: dict[tuple[str, str], Record] = {}
-    for r in sorted(records, key=lambda r: (r.task, r.method)):
-        key = (r.task, r.method)
+def _by_task_method(records: list[Record], flag: str) -> dict[tuple[str, str, str], Record]:
+    # (measured-on task, method, origin): transfer and held-out results pair only with their own kind
+    by_key: dict[tuple[str, str, str], Record] = {}
+    for r in sorted(records, key=lambda r: (r.task, r.method, r.origin)):
+        key = (r.task, r.method, r.origin)
         if key in by_key:
             raise UsageError(
-                f"{flag}: two records for task {r.task!r}, method {r.method!r} "
+                f"{flag}: two records for task {r.task!r}, method {r.method!r}"
+                + (f" ({r.origin})" if r.origin else "") + " "
                 f"(models {by_key[key].model!r} and {r.model!r})"
             )
         by_key[key] = r
@@ -127,14 +130,18 @@ def _by_task_method(records: list[Record], flag: str) -> dict[tuple[str, str], R
     return by_key
 
 
-def _keys(by_key: dict[tuple[str, str], Record]) -> str:
-    return ", ".join(f"{t}/{m}" for t, m in by_key)
+def _origin(origin: str) -> str:
+    return f" [{origin}]" if origin else ""
+
+
+def _keys(by_key: dict[tuple[str, str, str], Record]) -> str:
+    return ", ".join(f"{t}/{m}" + (f" ({o})" if o else "") for t, m, o in by_key)
 
 
 def _compare_pair(
     base: Record, run: Record, metric: str, alpha: float, min_effect: float, n_boot: int, seed: int
 ) -> CheckRow:
-    where = f"task {base.task!r}, method {base.method!r}"
+    where = f"task {base.task!r}, method {base.method!r}" + (f" ({base.origin})" if base.origin else "")
     if base.data_fingerprint != run.data_fingerprint:
         raise UsageError(
             f"--run: {where}: data_fingerprint {run.data_fingerprint!r} differs from the baseline's "
@@ -169,6 +176,7 @@ def _compare_pair(
         run_mean=sum(b_scores) / len(b_scores),
         diff=diff,
         verdict=verdict,
+        origin=base.origin,
     )
 
 
@@ -189,7 +197,7 @@ def render_check(result: CheckResult, fmt: str = "text") -> str:
         d = r.diff
         verdict = f"**{r.verdict}**" if markdown and r.verdict == REGRESSION else r.verdict
         rows.append([
-            esc(r.task), esc(r.method), str(d.n_questions),
+            esc(r.task), esc(r.method + (f" ({r.origin})" if r.origin else "")), str(d.n_questions),
             f"{100 * r.baseline_mean:.1f}", f"{100 * r.run_mean:.1f}",
             f"{100 * d.mean_diff:+.1f} ± {100 * d.stderr:.1f}",
             f"[{100 * d.ci_low:+.1f}, {100 * d.ci_high:+.1f}]",

@@ -98,13 +98,19 @@ def render_page(table_html: str, table: Table, records: list[Record], record_dir
         f"<style>{_CSS}</style></head>",
         "<body>",
         "<h1>ttrl-bench leaderboard</h1>",
-        f'<p class="caption">{esc(metrics)} in percentage points, mean ± standard error over questions; '
+        f'<p class="caption">{esc(metrics)} in percentage points, {_what(table.layout)}; '
         f"layout “{esc(table.layout)}”, {len(records)} records. Click a column header to sort.</p>",
         f'<div class="scroll">{table_html}</div>',
     ]
     parts += _plots_section(records, record_dir)
     parts += [f"<script>{_JS}</script>", "</body>", "</html>"]
     return "\n".join(parts) + "\n"
+
+
+def _what(layout: str) -> str:
+    if layout == "transfer":  # cells are gains over the base model, not scores
+        return "gain over the base model on the same questions ± paired standard error"
+    return "mean ± standard error over questions"
 
 
 def _plots_section(records: list[Record], record_dir: Path) -> list[str]:

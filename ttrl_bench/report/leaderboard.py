@@ -6,6 +6,9 @@ Two layouts share one table model:
   (points and percent) and the share of the leakage gain TTRL recovers.
 - "long": one row per (model, task, method) with every requested metric, its gain
   over the same model's base and its share of the leakage gain.
+- "transfer" (report/transfer.py): rows adapted-on, columns measured-on, cells the gain over base
+  with its paired standard error; it holds the ``run --eval-tasks`` and ``--holdout`` results,
+  which "paper" and "long" leave out (they show each task's own adaptation on all its questions).
 Scores are shown in percentage points as "mean ± standard error". The average over
 tasks is the plain mean of the task means, its standard error sqrt(sum se^2) / T
 (tasks independent); it is shown only when a model has that method on every task.
@@ -26,9 +29,10 @@ from ttrl_bench.errors import UsageError
 from ttrl_bench.adapt.methods import display_name, sort_methods
 from ttrl_bench.measure.records import Record
 from ttrl_bench.report.html import render_page
-from ttrl_bench.report.table import Cell, Gain, Score, Share, Table, cell_text
+from ttrl_bench.report.table import Cell, Gain, PairedGain, Score, Share, Table, cell_text
+from ttrl_bench.report.transfer import transfer_table
 
-LAYOUTS = ("paper", "long")
+LAYOUTS = ("paper", "long", "transfer")
 
 
 def render_leaderboard(
@@ -59,6 +63,13 @@ def build_table(records: list[Record], *, metrics: Sequence[str] = ("pass@1",), 
         parse_metric(metric)
         if metric not in available:
             raise UsageError(f"--metric {metric}: no record has it (records have {', '.join(available)})")
+    if layout == "transfer":
+        return transfer_table(records, metrics)
+    # paper/long: each task's own adaptation on all its questions; transfer and held-out results have
+    # their own layout (they would otherwise collide with the in-sample row of the same task and method)
+    records = [r for r in records if not r.origin]
+    if not records:
+        raise UsageError(f"--layout {layout}: the records are all transfer or held-out results; use --layout transfer")
     grid = _Grid(records)
     if layout == "paper":
         return _paper_table(grid, metrics)
@@ -219,6 +230,8 @@ def _csv(table: Table) -> str:
             headers += [f"{header} (points)", f"{header} (%)"]
         elif kind is Share:
             headers.append(f"{header} (%)")
+        elif kind is PairedGain:
+            headers += [f"{header} (points)", f"{header} (paired stderr)"]
         else:
             headers.append(header)
     out = io.StringIO()
@@ -233,6 +246,8 @@ def _csv(table: Table) -> str:
                 values += ["", ""] if cell is None else [_num(cell.points), _num(cell.percent)]
             elif kind is Share:
                 values.append("" if cell is None else _num(100 * cell.fraction))
+            elif kind is PairedGain:
+                values += ["", ""] if cell is None else [_num(cell.points), _num(cell.stderr)]
             else:
                 values.append(cell)
         writer.writerow(["" if v is None else v for v in values])
@@ -241,7 +256,7 @@ def _csv(table: Table) -> str:
 
 def _json(table: Table) -> dict:
     """Rows as objects keyed by column; scores {mean, stderr} and gains {points, percent} in points,
-    shares {share} as fractions, missing cells null."""
+    shares {share} as fractions, paired gains {points, stderr, questions} in points, missing cells null."""
 
     def cell(c: Cell) -> object:
         if isinstance(c, Score):
@@ -250,6 +265,8 @@ def _json(table: Table) -> dict:
             return {"points": _num(c.points), "percent": _num(c.percent)}
         if isinstance(c, Share):
             return {"share": _num(c.fraction)}
+        if isinstance(c, PairedGain):
+            return {"points": _num(c.points), "stderr": _num(c.stderr), "questions": c.questions}
         return c
 
     return {

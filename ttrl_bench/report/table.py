@@ -23,7 +23,16 @@ class Share:
     fraction: float  # (method - base) / (leakage - base)
 
 
-Cell = str | Score | Gain | Share | None
+@dataclass(frozen=True)
+class PairedGain:
+    """Gain over the base model on the same questions, with the paired standard error (points)."""
+
+    points: float
+    stderr: float
+    questions: int
+
+
+Cell = str | Score | Gain | Share | PairedGain | None
 
 
 @dataclass(frozen=True)
@@ -31,7 +40,7 @@ class Table:
     layout: str
     metrics: tuple[str, ...]
     headers: tuple[str, ...]
-    kinds: tuple[type, ...]  # per column: str, Score, Gain or Share
+    kinds: tuple[type, ...]  # per column: str, Score, Gain, Share or PairedGain
     rows: tuple[tuple[Cell, ...], ...]
 
 
@@ -44,4 +53,6 @@ def cell_text(cell: Cell) -> str:
         return f"{cell.points:+.1f}" + (f" ({cell.percent:+.0f}%)" if cell.percent is not None else "")
     if isinstance(cell, Share):
         return f"{100 * cell.fraction:.0f}%"
+    if isinstance(cell, PairedGain):
+        return f"{cell.points:+.1f} ± {cell.stderr:.1f}"
     return cell
