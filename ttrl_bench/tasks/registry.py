@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ttrl_bench.tasks.checked_yaml import Section, display_path, read_yaml_mapping
 from ttrl_bench.errors import UsageError
-from ttrl_bench.types import AnswerType, SamplingParams
+from ttrl_bench.types import CHOICE_LETTERS, AnswerType, SamplingParams
 
 TASKS_ENV = "TTRL_BENCH_TASKS"
 DEFAULT_TASKS_DIR = Path(__file__).resolve().parent / "builtin"  # shipped in the wheel; ./tasks links here
@@ -24,7 +24,6 @@ DEFAULT_TASKS_DIR = Path(__file__).resolve().parent / "builtin"  # shipped in th
 BUILTIN_SPLITS = ("near", "shift")
 ANSWER_TYPES: tuple[str, ...] = ("math", "integer", "choice")
 BUILTINS: tuple[str, ...] = ("synthetic",)
-CHOICE_LETTERS = "ABCDEFGHIJ"
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_]\w*)\}")
 _SHA = re.compile(r"^[0-9a-f]{40}$")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_]*$")
