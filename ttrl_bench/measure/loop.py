@@ -66,9 +66,9 @@ def sample_all(
         for offset, todo in _missing_runs(group, results):
             prompts = [render_prompt(sampler.tokenizer, q.prompt, chat_template) for q in todo]
             outs = sampler.sample(prompts, replace(params, seed=base_seed + offset))
-            for q, comps in zip(todo, outs):
+            for q, prompt, comps in zip(todo, prompts, outs):
                 if store is not None:
-                    store.append(q.id, comps)
+                    store.append(q.id, comps, prompt=prompt)  # the exact text the model saw
                 results[q.id] = comps
             bar.update(len(todo))
     bar.refresh()  # show the final count even when sampling finished within tqdm's refresh interval

@@ -10,7 +10,8 @@ from ttrl_bench.demo import EMBEDDED_MODEL, EMBEDDED_NAME
 from ttrl_bench.errors import UsageError
 from ttrl_bench.measure.loop import chunk_size_for
 from ttrl_bench.measure.provenance import model_fingerprint
-from ttrl_bench.tasks import Task, get_task
+from ttrl_bench.grading.grader import DEFAULT_BUDGET_SECONDS
+from ttrl_bench.tasks import Task, get_task, with_fields
 from ttrl_bench.types import Question, SamplingParams
 
 DEFAULT_TASK = "synth_near"
@@ -36,6 +37,8 @@ class EvalConfig:
     trust_remote_code: bool = False
     batch_size: int | None = None
     grading_timeout: float = 5.0
+    grading_budget: float | None = None  # seconds of grading per question; None: the task's, else 30
+    fields: str | None = None  # --fields "question=problem,answer=solution": column mapping for one-off files
 
 
 def resolve_model(model: str | None) -> tuple[Path, str]:
@@ -90,10 +93,16 @@ class Prepared:
     params: SamplingParams
     chat_template: bool
     identity: dict  # what makes two runs the same run
+    grading_budget: float = DEFAULT_BUDGET_SECONDS  # seconds of grading per question
 
 
 def prepare(cfg: EvalConfig) -> Prepared:
     task = get_task(cfg.task)
+    if cfg.fields:
+        task = with_fields(task, cfg.fields)
+    if cfg.grading_budget is not None and not cfg.grading_budget > 0:
+        raise UsageError(f"--grading-budget: must be a number of seconds > 0, got {cfg.grading_budget}")
+    budget = cfg.grading_budget or task.grading_budget or DEFAULT_BUDGET_SECONDS
     model_dir, default_name = resolve_model(cfg.model)
     params = resolve_sampling(task, cfg)
     questions = load_questions(task, data_path=cfg.data, limit=cfg.limit, trust_remote_code=cfg.trust_remote_code)
@@ -111,7 +120,7 @@ def prepare(cfg: EvalConfig) -> Prepared:
         "chat_template": chat,
         "chunk": chunk_size_for(params.n),
     }
-    return Prepared(task, questions, model_dir, cfg.model_name or default_name, params, chat, identity)
+    return Prepared(task, questions, model_dir, cfg.model_name or default_name, params, chat, identity, budget)
 
 
 def _check_chat_template(model_dir: Path, trust_remote_code: bool) -> None:

@@ -68,7 +68,7 @@ def run_eval(cfg: EvalConfig, out: Path | None = None, leaderboard: Path | None 
     }
     open_run_dir(out, prep.identity, full)
 
-    with Grader(timeout_seconds=cfg.grading_timeout) as grader:
+    with Grader(timeout_seconds=cfg.grading_timeout, budget_seconds=prep.grading_budget) as grader:
         m = measure_into(
             out, prep, prep.model_dir, cfg.backend, grader, f"{prep.task.name}: sampling", progress=progress,
             trust_remote_code=cfg.trust_remote_code, batch_size=cfg.batch_size,

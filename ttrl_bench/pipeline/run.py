@@ -132,7 +132,7 @@ def run_from_args(args, eval_cfg) -> int:
     records: dict[str, Record] = {}
     maj_key = f"maj@{prep.params.n}"
 
-    with Grader(timeout_seconds=eval_cfg.grading_timeout) as grader:
+    with Grader(timeout_seconds=eval_cfg.grading_timeout, budget_seconds=prep.grading_budget) as grader:
         base = measure_into(run_dir / "base", prep, prep.model_dir, eval_cfg.backend, grader, "base: sampling", **kw)
         records["base"] = make_record(prep, base, method="base", run_dir=run_dir / "base")
         write_record(records["base"], run_dir / "base" / "records")

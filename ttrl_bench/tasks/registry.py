@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ttrl_bench.tasks.checked_yaml import Section, display_path, read_yaml_mapping
@@ -107,6 +107,7 @@ class Task:
     generation: GenerationDefaults
     path: Path  # the YAML file it was read from
     choice_seed: int | None = None  # choice tasks: seed of the per-question choice shuffle
+    grading_budget: float | None = None  # seconds of grading per question (None: the Grader's default)
 
     def source_description(self) -> str:
         return self.source.describe()
@@ -149,7 +150,8 @@ def load_task_file(path: Path) -> Task:
     path = Path(path)
     file = display_path(path)
     top = Section(read_yaml_mapping(path), file, "", {
-        "name", "description", "source", "fields", "prompt", "answer_type", "generation", "choice_seed"})
+        "name", "description", "source", "fields", "prompt", "answer_type", "generation", "choice_seed",
+        "grading_budget"})
     name = top.text("name")
     if not _NAME.match(name) or name != path.stem:
         raise top.error("name", f"must equal the file name '{path.stem}' (lowercase letters, digits, '_')")
@@ -165,7 +167,44 @@ def load_task_file(path: Path) -> Task:
         generation=_read_generation(top),
         path=path,
         choice_seed=_read_choice_seed(top, answer_type),
+        grading_budget=top.number("grading_budget", None, low=0.0, low_open=True) if top.has("grading_budget") else None,
     )
+
+
+_FIELD_ROLES = ("question", "answer", "id", "level", "choices", "answer_after", "meta")
+
+
+def with_fields(task: Task, mapping: str) -> Task:
+    """``task`` with columns remapped by a ``--fields`` string: ``question=problem,answer=solution``.
+
+    Roles are those of a task's ``fields``; ``choices`` and ``meta`` take several
+    columns separated by ``|`` (``choices=right|wrong1|wrong2``, correct first).
+    """
+    changes: dict[str, object] = {}
+    for item in mapping.split(","):
+        role, sep, column = (part.strip() for part in item.partition("="))
+        if not sep or not role or not column:
+            raise UsageError(f"--fields: {item.strip()!r} is not ROLE=COLUMN; expected e.g. question=problem,answer=solution")
+        if role not in _FIELD_ROLES:
+            raise UsageError(f"--fields: unknown role {role!r}; expected one of {', '.join(_FIELD_ROLES)}")
+        if role in changes:
+            raise UsageError(f"--fields: role {role!r} is given twice")
+        if role in ("choices", "meta"):
+            changes[role] = tuple(c.strip() for c in column.split("|") if c.strip())
+        else:
+            changes[role] = column
+    if task.answer_type == "choice" and ("answer" in changes or "answer_after" in changes):
+        raise UsageError(f"--fields: task {task.name} is a choice task; map its options with choices=COL1|COL2|...")
+    if task.answer_type != "choice" and "choices" in changes:
+        raise UsageError(f"--fields: choices=... is only for choice tasks; task {task.name} has answer_type {task.answer_type}")
+    if "choices" in changes and not 2 <= len(changes["choices"]) <= len(CHOICE_LETTERS):  # type: ignore[arg-type]
+        raise UsageError(f"--fields: choices must list 2 to {len(CHOICE_LETTERS)} columns, the correct one first")
+    fields = replace(task.fields, **changes)  # type: ignore[arg-type]
+    columns = fields.columns()
+    repeated = sorted({c for c in columns if columns.count(c) > 1})
+    if repeated:
+        raise UsageError(f"--fields: column {repeated[0]!r} is used for two roles")
+    return replace(task, fields=fields)
 
 
 def _read_source(top: Section) -> Source:
