@@ -128,7 +128,8 @@ def _extract_math(text: str) -> str | None:
     finally:
         if timed:
             signal.signal(signal.SIGALRM, previous)
-    return span if parsed and span else None
+    # only math-verify's fallback string (e.g. an unclosed box): no answer, as for the Grader's votes
+    return span if math_reader.has_value(parsed) and span else None
 
 
 def _numbers(text: str) -> list[str]:

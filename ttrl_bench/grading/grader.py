@@ -121,7 +121,7 @@ class Grader:
         """
         check_answer_type(answer_type)
         if answer_type == "math":
-            judged = self._judge_many([([pred], gold)], "math")[0]
+            judged = self._judge_many([([pred], gold)], "math", strings_are_answers=True)[0]
         else:
             gold_key = canonical_form(gold, answer_type)
             if not gold_key:
@@ -187,7 +187,8 @@ class Grader:
             raise UsageError(f"{where} is {reference!r}, expected a choice letter {CHOICE_LETTERS[0]}-{CHOICE_LETTERS[-1]}")
         return key
 
-    def _judge_many(self, groups: list[tuple[list[str | None], str | None]], answer_type: AnswerType) -> list[GroupJudgement]:
+    def _judge_many(self, groups: list[tuple[list[str | None], str | None]], answer_type: AnswerType,
+                    strings_are_answers: bool = False) -> list[GroupJudgement]:
         """Each group: (answers -- whole texts for math --, gold text or canonical key or None)."""
         with self._lock:
             results: list[GroupJudgement | None] = [None] * len(groups)
@@ -199,6 +200,7 @@ class Grader:
                         self._counts["decided"] += 1
                         results[index] = _decide_exactly(shown, sample_text, request_keys(answers, answer_type), gold)
                         continue
+                    request["strings_are_answers"] = strings_are_answers
                     pending[index] = (sample_text, shown, request)
                     self._get_pool().submit(index, request)
                 if pending:

@@ -101,7 +101,7 @@ def extract_target(text: str, memo: dict | None = None) -> tuple[list, str | Non
     try:
         extracted: list = []
         fallbacks: list[str] = []
-        span = None
+        span = fallback_span = None
         for group in _targets():
             matches = [(m, target) for pattern, target in group for m in pattern.finditer(text)]
             matches.sort(key=lambda item: (item[0].end(), -item[0].start()), reverse=True)
@@ -112,6 +112,7 @@ def extract_target(text: str, memo: dict | None = None) -> tuple[list, str | Non
                 value, fallback = memo[key]
                 if fallback:
                     fallbacks.append(fallback)
+                    fallback_span = fallback_span or _span(match)
                 if value is not None:
                     extracted.append(value)
                     span = _span(match)
@@ -120,7 +121,8 @@ def extract_target(text: str, memo: dict | None = None) -> tuple[list, str | Non
                 break
         if fallbacks:
             extracted.append(fallbacks[0])
-        return extracted, span
+        # Without a parsed value, the first matched string is math-verify's answer (it compares strings).
+        return extracted, span if span is not None else fallback_span
     except Exception:  # parse() returns [] on any error
         return [], None
 
@@ -139,6 +141,11 @@ def _span(match) -> str:
     if not starts:
         return match.group(0).strip()
     return match.string[max(0, min(starts)) : max(ends)].strip()
+
+
+def has_value(parsed: list) -> bool:
+    """Did math-verify read a value (not only its fallback string)?"""
+    return any(not isinstance(p, str) for p in parsed)
 
 
 def parse_key(parsed: list) -> tuple | None:
@@ -175,6 +182,9 @@ class _Question:
         self.memo: dict = {}
         self.counts = {"parses": 0, "verifies": 0, "timeouts": 0, "budget_skipped": 0}
         self.parse_timeouts: list[int] = []
+        # A text math-verify reads no value from (only its fallback string, e.g. an unclosed box) is no
+        # answer in a vote; ``strings_are_answers`` (``equivalent``) keeps math-verify's string comparison.
+        self.strings_are_answers = bool(request.get("strings_are_answers"))
 
     # index len(texts) is the gold
     def _text(self, i: int) -> str:
@@ -242,7 +252,8 @@ class _Question:
         classes: list[int] = []
         founders: list[int] = []
         for i in range(len(self.texts)):
-            if not self.parse(i):
+            parsed = self.parse(i)
+            if not parsed or not (self.strings_are_answers or has_value(parsed)):
                 classes.append(-1)
                 continue
             joined = next((c for c, f in enumerate(founders) if self.equal(f, i)), None)
