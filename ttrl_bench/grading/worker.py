@@ -236,7 +236,7 @@ class _Question:
         if not gold or not pred:
             return False
         if self.plain is not None and self.plain[a] and self.plain[b]:
-            return False  # distinct plain numbers (integer tasks): the parent's canonical strings differ
+            return self._text(a) == self._text(b)  # plain numbers (integer tasks): canonical strings decide
         if self.keys.get(a) is not None and self.keys.get(a) == self.keys.get(b):
             return True
         if (a, b) in self.failed:
