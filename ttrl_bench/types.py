@@ -60,7 +60,9 @@ class QuestionGrade:
     classes: list[int]
     class_correct: list[bool]
     timeouts: int = 0  # math-verify operations (parses, comparisons) that hit the time limit ("not equal")
-    budget_skipped: int = 0  # operations not run because the question's grading budget was spent ("not equal")
+    # math-verify operations not run ("not equal"): the question's grading budget was spent, or they
+    # involved an answer that had already timed out in this question
+    skipped: int = 0
     meta: dict[str, Any] = field(default_factory=dict)
 
     @property

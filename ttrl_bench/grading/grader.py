@@ -15,7 +15,8 @@ integer question with a non-numeric answer goes to a worker like a math one.
 
 Time is bounded per question: every math-verify operation by ``timeout_seconds``,
 a question by ``budget_seconds`` (operations left when it is spent count as not
-equal, and are counted in ``QuestionGrade.budget_skipped``). A text whose parse
+equal, and are counted in ``QuestionGrade.skipped``; so are the further
+comparisons of an answer whose comparison timed out in that question). A text whose parse
 timed out is remembered for the Grader's lifetime and never parsed again; a
 comparison that timed out is not remembered beyond its question.
 """
@@ -46,7 +47,7 @@ class GraderStats:
     parses: int  # distinct answers parsed by math-verify (per question)
     verifies: int  # verify() calls
     timeouts: int  # operations (parses or comparisons) that hit the time limit
-    budget_skipped: int  # operations not run because their question's budget was spent
+    skipped: int  # operations not run: their question's budget was spent, or an answer had timed out in it
     worker_kills: int  # workers killed at a hard deadline (stuck where no signal reaches)
     worker_starts: int
     known_unparseable: int  # texts not parsed because their parse had timed out before
@@ -62,7 +63,7 @@ class GroupJudgement:
     classes: list[int]  # -1: no answer
     class_correct: list[bool] | None  # None without a reference
     timeouts: int = 0
-    budget_skipped: int = 0
+    skipped: int = 0
 
 
 class Grader:
@@ -84,7 +85,7 @@ class Grader:
         self._pool_counts = PoolCounts()
         self._unparseable: dict[bytes, None] = {}  # insertion-ordered set of text digests
         self._counts = dict.fromkeys(
-            ["parses", "verifies", "timeouts", "budget_skipped", "known_unparseable", "decided"], 0)
+            ["parses", "verifies", "timeouts", "skipped", "known_unparseable", "decided"], 0)
         self._slowest = 0.0
 
     def __enter__(self) -> Grader:
@@ -109,7 +110,7 @@ class Grader:
         c = self._counts
         return GraderStats(
             math_verify_calls=c["parses"] + c["verifies"], parses=c["parses"], verifies=c["verifies"],
-            timeouts=c["timeouts"], budget_skipped=c["budget_skipped"], worker_kills=self._pool_counts.kills,
+            timeouts=c["timeouts"], skipped=c["skipped"], worker_kills=self._pool_counts.kills,
             worker_starts=self._pool_counts.starts, known_unparseable=c["known_unparseable"],
             decided_without_math_verify=c["decided"], slowest_question_seconds=self._slowest,
         )
@@ -127,7 +128,7 @@ class Grader:
             if not gold_key:
                 return False
             judged = self._judge_many([([pred], gold_key)], answer_type)[0]
-        if judged.timeouts or judged.budget_skipped:
+        if judged.timeouts or judged.skipped:
             return None
         return judged.class_correct[0] if judged.classes[0] >= 0 else False
 
@@ -164,7 +165,7 @@ class Grader:
         return [
             QuestionGrade(
                 question_id=question.id, answers=j.answers, classes=j.classes, class_correct=j.class_correct or [],
-                timeouts=j.timeouts, budget_skipped=j.budget_skipped, meta=question.meta,
+                timeouts=j.timeouts, skipped=j.skipped, meta=question.meta,
             )
             for (question, _), j in zip(items, judged)
         ]
@@ -257,7 +258,7 @@ class Grader:
                 self._unparseable[_digest(text)] = None
                 if len(self._unparseable) > _UNPARSEABLE_MEMORY:
                     self._unparseable.pop(next(iter(self._unparseable)))
-        for name in ("parses", "verifies", "budget_skipped"):
+        for name in ("parses", "verifies", "skipped"):
             self._counts[name] += reply[name]
         self._counts["timeouts"] += timeouts
         self._slowest = max(self._slowest, reply["busy_seconds"])
@@ -265,7 +266,7 @@ class Grader:
         answers = [reply["answers"][t] if t >= 0 else None for t in sample_text] if answer_type == "math" else shown
         answers = [a if c >= 0 else None for a, c in zip(answers, classes)] if answer_type == "math" else answers
         return GroupJudgement(answers=answers, classes=_renumber(classes), class_correct=_reorder(reply["class_correct"], classes),
-                              timeouts=timeouts, budget_skipped=reply["budget_skipped"])
+                              timeouts=timeouts, skipped=reply["skipped"])
 
     def _get_pool(self) -> VerifyPool:
         if self._pool is not None and self._pool.owner_pid != os.getpid():

@@ -175,12 +175,15 @@ class _Question:
         budget = request.get("budget")
         self.deadline = time.monotonic() + budget if budget is not None else None
         self.unparseable = set(request.get("unparseable", []))  # known to time out: not parsed again
-        self.failed = {tuple(p) for p in request.get("failed", [])}  # comparisons that killed a worker
+        # An answer whose comparison timed out (here or in a killed worker) is not compared again in this
+        # question: its other comparisons would most likely time out too (math-verify: "not equal").
+        # The culprit is the predicted side (the newcomer being placed, or the class founder against the gold).
+        self.poisoned = {pair[1] for pair in request.get("failed", [])}
         self.emit = emit
         self.parsed: dict[int, list] = {}
         self.spans: dict[int, str | None] = {}
         self.memo: dict = {}
-        self.counts = {"parses": 0, "verifies": 0, "timeouts": 0, "budget_skipped": 0}
+        self.counts = {"parses": 0, "verifies": 0, "timeouts": 0, "skipped": 0}
         self.parse_timeouts: list[int] = []
         # A text math-verify reads no value from (only its fallback string, e.g. an unclosed box) is no
         # answer in a vote; ``strings_are_answers`` (``equivalent``) keeps math-verify's string comparison.
@@ -201,7 +204,7 @@ class _Question:
         """Run one math-verify operation under the question's limits; ``(result, "ok"|"timeout"|"skipped")``."""
         limit = self._limit()
         if limit is not None and limit <= 0.001:
-            self.counts["budget_skipped"] += 1
+            self.counts["skipped"] += 1
             return None, "skipped"
         self.emit({"op": op, "limit": limit})
         try:
@@ -213,6 +216,8 @@ class _Question:
                 signal.setitimer(signal.ITIMER_REAL, 0)
         except CallTimedOut:
             self.counts["timeouts"] += 1
+            if op[0] == "verify":
+                self.poisoned.add(op[2])
             self.emit({"timeout": op})
             return None, "timeout"
 
@@ -239,7 +244,8 @@ class _Question:
             return self._text(a) == self._text(b)  # plain numbers (integer tasks): canonical strings decide
         if self.keys.get(a) is not None and self.keys.get(a) == self.keys.get(b):
             return True
-        if (a, b) in self.failed:
+        if a in self.poisoned or b in self.poisoned:
+            self.counts["skipped"] += 1
             return False
         from math_verify import verify
 

@@ -31,5 +31,6 @@ def summary_table(record: Record, summary: dict) -> str:
         f"vote ties: {votes['ties']}; samples without an answer: {votes['no_answer_samples']}; "
         f"mean length: {lengths['mean_tokens']:.1f} tokens; truncated: {100 * lengths['truncation_rate']:.1f}%; "
         f"grading timeouts: {summary['grading']['timeouts']}"
+        + (f" (+{summary['grading']['skipped']} comparisons skipped)" if summary["grading"].get("skipped") else "")
     )
     return "\n\n".join(out)
