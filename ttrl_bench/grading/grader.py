@@ -120,17 +120,18 @@ class Grader:
 
         ``math``: math-verify's ``verify(parse(gold), parse(pred))`` on the texts as given.
         """
+        return self.equivalent_many([(gold, pred)], answer_type)[0]
+
+    def equivalent_many(self, pairs: Sequence[tuple[str, str]], answer_type: AnswerType) -> list[bool | None]:
+        """``equivalent`` for many (gold, pred) pairs, their math-verify work spread over the workers."""
         check_answer_type(answer_type)
-        if answer_type == "math":
-            judged = self._judge_many([([pred], gold)], "math", strings_are_answers=True)[0]
-        else:
-            gold_key = canonical_form(gold, answer_type)
-            if not gold_key:
-                return False
-            judged = self._judge_many([([pred], gold_key)], answer_type)[0]
-        if judged.timeouts or judged.skipped:
-            return None
-        return judged.class_correct[0] if judged.classes[0] >= 0 else False
+        keyed = [(g if answer_type == "math" else canonical_form(g, answer_type), p) for g, p in pairs]
+        groups = [([p], g) for g, p in keyed]
+        judged = self._judge_many(groups, answer_type, strings_are_answers=answer_type == "math") if groups else []
+        return [
+            None if j.timeouts or j.skipped else bool(gold) and j.classes[0] >= 0 and bool(j.class_correct[0])
+            for (gold, _), j in zip(keyed, judged)
+        ]
 
     def classify(self, answers: Sequence[str | None], answer_type: AnswerType) -> tuple[list[int], list[str]]:
         """Classes of ``answers`` (texts, for ``math``) without a reference (-1: no answer), and each class's first answer."""

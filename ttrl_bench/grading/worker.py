@@ -164,6 +164,39 @@ def parse_key(parsed: list) -> tuple | None:
         return None
 
 
+class _ReadCache:
+    """Texts already read by this worker (across questions), bounded by their total length.
+
+    A read is a pure function of the text, so a second question holding the same
+    text (the same reference, the same answer next epoch) reuses it. Reads that
+    timed out are never stored (the parent remembers those).
+    """
+
+    def __init__(self, max_chars: int = 20_000_000):
+        import collections
+
+        self.entries: collections.OrderedDict[str, tuple] = collections.OrderedDict()
+        self.chars, self.max_chars = 0, max_chars
+
+    def get(self, text: str):
+        entry = self.entries.get(text)
+        if entry is not None:
+            self.entries.move_to_end(text)
+        return entry
+
+    def put(self, text: str, entry: tuple) -> None:
+        if text in self.entries or len(text) > self.max_chars // 100:
+            return
+        self.entries[text] = entry
+        self.chars += len(text)
+        while self.chars > self.max_chars:
+            old, _ = self.entries.popitem(last=False)
+            self.chars -= len(old)
+
+
+_READS = _ReadCache()
+
+
 class _Question:
     """One request: parse each text at most once, place texts into classes, compare classes with the gold."""
 
@@ -226,9 +259,14 @@ class _Question:
             self.parsed[i], self.spans[i] = [], None
             if i in self.unparseable:
                 return []
-            before = len(self.memo)
-            result, status = self._timed(["parse", i], lambda: _with_key(extract_target(self._text(i), self.memo)))
-            self.counts["parses"] += len(self.memo) - before
+            text = self._text(i)
+            result, status = _READS.get(text), "ok"
+            if result is None:
+                before = len(self.memo)
+                result, status = self._timed(["parse", i], lambda: _with_key(extract_target(text, self.memo)))
+                self.counts["parses"] += len(self.memo) - before
+                if status == "ok":
+                    _READS.put(text, result)
             if status == "ok":
                 (self.parsed[i], self.spans[i]), self.keys[i] = result
             elif status == "timeout":
