@@ -94,7 +94,10 @@ def _check_columns(task: Task, rows: list[dict[str, Any]], origin: str) -> None:
     if not missing:
         return
     listed = ", ".join(f"'{column}' (fields.{role})" for column, role in missing)
-    example = ",".join(f"{role}=COLUMN" for _, role in missing if role != "choices")
+    example = ",".join(f"{role}=COLUMN" for _, role in missing if role in ("question", "answer"))
+    optional = [role for _, role in missing if role in ("id", "level")]
+    if optional:  # these roles can also be dropped
+        example = ",".join(filter(None, [example, *(f"{role}=COLUMN (or {role}= for none)" for role in optional)]))
     if any(role == "choices" for _, role in missing):
         example = ",".join(filter(None, [example, "choices=RIGHT|WRONG1|WRONG2"]))
     columns = ", ".join(sorted(present)) or "none"

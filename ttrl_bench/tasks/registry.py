@@ -172,18 +172,20 @@ def load_task_file(path: Path) -> Task:
 
 
 _FIELD_ROLES = ("question", "answer", "id", "level", "choices", "answer_after", "meta")
+_OPTIONAL_ROLES = ("id", "level", "answer_after", "meta")  # ROLE= (empty) drops them
 
 
 def with_fields(task: Task, mapping: str) -> Task:
     """``task`` with columns remapped by a ``--fields`` string: ``question=problem,answer=solution``.
 
     Roles are those of a task's ``fields``; ``choices`` and ``meta`` take several
-    columns separated by ``|`` (``choices=right|wrong1|wrong2``, correct first).
+    columns separated by ``|`` (``choices=right|wrong1|wrong2``, correct first);
+    ``id=``, ``level=``, ``answer_after=`` or ``meta=`` with no column drop that role.
     """
     changes: dict[str, object] = {}
     for item in mapping.split(","):
         role, sep, column = (part.strip() for part in item.partition("="))
-        if not sep or not role or not column:
+        if not sep or not role or (not column and role not in _OPTIONAL_ROLES):
             raise UsageError(f"--fields: {item.strip()!r} is not ROLE=COLUMN; expected e.g. question=problem,answer=solution")
         if role not in _FIELD_ROLES:
             raise UsageError(f"--fields: unknown role {role!r}; expected one of {', '.join(_FIELD_ROLES)}")
@@ -192,7 +194,7 @@ def with_fields(task: Task, mapping: str) -> Task:
         if role in ("choices", "meta"):
             changes[role] = tuple(c.strip() for c in column.split("|") if c.strip())
         else:
-            changes[role] = column
+            changes[role] = column or None  # "level=": the file has no such column
     if task.answer_type == "choice" and ("answer" in changes or "answer_after" in changes):
         raise UsageError(f"--fields: task {task.name} is a choice task; map its options with choices=COL1|COL2|...")
     if task.answer_type != "choice" and "choices" in changes:
