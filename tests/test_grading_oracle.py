@@ -82,7 +82,7 @@ def verdicts():
     pairs = _pairs()
     oracle, parsed = _oracle(pairs)
     chosen = _full_path_pairs(pairs, parsed)
-    with Grader(timeout_seconds=10.0) as grader:
+    with Grader(timeout_seconds=30.0, budget_seconds=120.0) as grader:  # generous: verdicts, not time
         ours = grader.equivalent_many(pairs, "math")
         items = [(Question(id=str(i), prompt="", reference=pairs[i][0]), [Completion(pairs[i][1], 1, "stop")]) for i in chosen]
         full_path = dict(zip(chosen, grader.grade_many(items, "math")))
