@@ -111,8 +111,28 @@ def test_data_file_missing_the_question_field(earlier_run, workdir, tiny_model_d
     data = tmp_path / "rows.jsonl"
     data.write_text(json.dumps({"id": "a", "problem": "1+2=", "answer": "3", "digits": 1}) + "\n")
     line = assert_one_error_line(run(base_args(tiny_model_dir, earlier_run[0], "--data", str(data)), workdir),
-                                 "rows.jsonl", "row 1", "'question'")
+                                 "rows.jsonl", "'question' (fields.question)", "--fields question=COLUMN")
     assert "problem" in line  # the fields that are there
+
+
+@pytest.mark.parametrize("extra, named", [
+    (["--grading-budget", "0"], "--grading-budget"),
+    (["--fields", "colour=red"], "--fields"),
+])
+def test_bad_grading_budget_and_fields_flags(earlier_run, workdir, tiny_model_dir, extra, named):
+    assert_one_error_line(run(base_args(tiny_model_dir, earlier_run[0], *extra), workdir), named)
+
+
+def test_a_one_off_file_runs_with_fields_mapping_and_records_its_prompts(tiny_model_dir, tmp_path):
+    data = tmp_path / "oneoff.jsonl"
+    data.write_text("".join(json.dumps({"problem": p, "solution": a}) + "\n" for p, a in [("12+34=", "46"), ("1+2=", "3")]))
+    out = tmp_path / "out"
+    proc = run(["eval", "--task", "synth_near", "--model", str(tiny_model_dir), "-n", "2", "--data", str(data),
+                "--fields", "question=problem,answer=solution,id=,meta=", "--grading-budget", "10",
+                "--out", str(out), "--no-leaderboard"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    assert [r.get("prompt") for r in rows] == ["12+34=", None, "1+2=", None]
 
 
 def test_model_path_that_does_not_exist(earlier_run, workdir):

@@ -96,8 +96,50 @@ def test_missing_question_field_names_file_field_and_row(tmp_path):
 def test_column_missing_from_every_row(tmp_path):
     rows = [{k: v for k, v in r.items() if k != "level"} for r in MATH_ROWS]
     path = write_parquet(tmp_path / "nolevel.parquet", rows)
-    with pytest.raises(UsageError, match=r"nolevel\.parquet: row 1: missing field 'level'"):
+    with pytest.raises(UsageError, match=r"nolevel\.parquet: missing field 'level' \(fields\.level\) of task math500"):
         load_questions(task("math500"), data_path=path)
+
+
+def test_every_missing_field_is_named_at_once_with_how_to_map_columns(tmp_path):
+    path = write_jsonl(tmp_path / "oneoff.jsonl", [{"q": "What is 1+1?", "sol": "2"}])
+    with pytest.raises(UsageError) as caught:
+        load_questions(task("math500"), data_path=path)
+    message = str(caught.value)
+    for column, role in [("unique_id", "id"), ("problem", "question"), ("answer", "answer"), ("level", "level")]:
+        assert f"'{column}' (fields.{role})" in message
+    assert "columns present: q, sol" in message and "--fields question=COLUMN,answer=COLUMN" in message
+    assert "--task FILE.yaml" in message and "\n" not in message
+
+
+def test_fields_flag_maps_a_one_off_file(tmp_path):
+    from ttrl_bench.tasks import with_fields
+
+    path = write_jsonl(tmp_path / "oneoff.jsonl", [{"q": "What is 1+1?", "sol": "2"}, {"q": "2+2?", "sol": "4"}])
+    mapped = with_fields(task("math500"), "question=q,answer=sol,id=,level=")
+    questions = load_questions(mapped, data_path=path)
+    assert [(q.id, q.reference, q.meta) for q in questions] == [("0", "2", {}), ("1", "4", {})]
+    assert questions[0].prompt.startswith("What is 1+1?")
+
+
+@pytest.mark.parametrize(
+    "mapping, message",
+    [
+        ("question", "is not ROLE=COLUMN"), ("question=", "is not ROLE=COLUMN"), ("colour=red", "unknown role 'colour'"),
+        ("question=a,question=b", "given twice"), ("question=a,answer=a", "used for two roles"),
+        ("choices=a|b", "only for choice tasks"),
+    ],
+)
+def test_bad_fields_mappings_are_usage_errors(mapping, message):
+    from ttrl_bench.tasks import with_fields
+
+    with pytest.raises(UsageError, match=message):
+        with_fields(task("math500"), mapping)
+
+
+def test_metadata_columns_are_optional(tmp_path):
+    amc = load_questions(task("amc23"), data_path=write_jsonl(
+        tmp_path / "amc.jsonl", [{"problem": "p", "answer": 142.0}, {"problem": "q", "answer": 7.0, "url": "u2"}]))
+    assert [q.meta for q in amc] == [{}, {"url": "u2"}]
 
 
 def test_question_that_is_not_text(tmp_path):

@@ -1,4 +1,4 @@
-"""Canonical strings, verdicts without math-verify, class assignment, and equivalence via math-verify."""
+"""Equivalence: math verdicts are math-verify's own; integer/choice keep exact rules without false merges."""
 from __future__ import annotations
 
 import json
@@ -7,110 +7,26 @@ from pathlib import Path
 import pytest
 
 from ttrl_bench.grading import Grader
-from ttrl_bench.grading.canonical import canonical_form, decide_without_math_verify
-from ttrl_bench.grading.equivalence import PENDING, ClassAssignment
+from ttrl_bench.grading.canonical import canonical_form, reference_text
+from ttrl_bench.types import CHOICE_LETTERS
 
 CASES = json.loads((Path(__file__).parent / "cases" / "equivalence_cases.json").read_text())
 
 
 @pytest.fixture(scope="module")
 def grader():
-    with Grader(timeout_seconds=5.0) as g:
+    with Grader(timeout_seconds=30.0) as g:  # verdict tests: generous on a loaded machine
         yield g
 
 
-@pytest.mark.parametrize(
-    "spellings",
-    [
-        ["\\frac{1}{2}", "\\dfrac{1}{2}", "$\\frac{1}{2}$", " \\tfrac {1}{2} ", "\\frac{1}{2}.", "\\(\\frac{1}{2}\\)"],
-        ["\\left(1, 2\\right)", "(1,2)", "( 1 , 2 )", "\\left( 1,\\! 2 \\right)"],
-        ["12", "012", "12.0", "12.", "$12$"],
-        ["2\\pi r", "2 \\pi r", "2\\pi  r"],
-    ],
-)
-def test_typographic_variants_share_one_canonical_string(spellings):
-    assert len({canonical_form(s, "math") for s in spellings}) == 1
+def test_math_cases_expect_what_math_verify_itself_says():
+    """The case table encodes math-verify's verdicts, not an opinion of ours."""
+    from math_verify import parse, verify
 
-
-@pytest.mark.parametrize(
-    "a, b",
-    [
-        ("\\pi r", "\\pir"),  # a space that ends a command is kept
-        ("x\\leftarrow y", "x y"),  # \leftarrow is not \left
-        ("0.5", "\\frac{1}{2}"),  # equal in value, but that is math-verify's call
-        ("1,000", "1000"),  # in a math answer a comma may separate a tuple
-    ],
-)
-def test_canonical_strings_never_merge_by_mathematics(a, b):
-    assert canonical_form(a, "math") != canonical_form(b, "math")
-
-
-def test_integer_answers_drop_thousands_separators():
-    assert canonical_form("1,000", "integer") == canonical_form("1000", "integer") == "1000"
-
-
-@pytest.mark.parametrize(
-    "gold, pred, answer_type, verdict",
-    [
-        ("7", "7", "math", True),
-        ("7", "8", "math", False),  # distinct integers
-        ("0.5", "0.25", "math", None),  # decimals: math-verify rounds, so it decides
-        ("0.5", "0.25", "integer", False),  # integer answers compare as exact numbers
-        ("\\frac{1}{2}", "0.5", "integer", None),
-        ("A", "B", "choice", False),
-    ],
-)
-def test_verdicts_that_need_no_math_verify(gold, pred, answer_type, verdict):
-    assert decide_without_math_verify(gold, pred, answer_type) is verdict
-
-
-def _fake_verdicts(equal_pairs, timed_out=()):
-    """A verdict function over an explicit relation; records every pair it is asked about."""
-    asked = []
-
-    def verdict(gold, pred):
-        asked.append((gold, pred))
-        if (gold, pred) in timed_out:
-            return None
-        return gold == pred or (gold, pred) in equal_pairs
-
-    return verdict, asked
-
-
-def test_each_answer_joins_the_first_matching_class_in_order_of_appearance():
-    # b ~ a and b ~ c but a !~ c (not transitive): b joins a's class, c founds its own.
-    verdict, _ = _fake_verdicts({("a", "b"), ("c", "b")})
-    assignment = ClassAssignment(["a", "c", "b"])
-    assert assignment.advance(verdict) == []
-    assert assignment.class_of_key == [0, 1, 0]
-    assert assignment.done
-
-
-def test_placement_stops_asking_after_the_first_match():
-    verdict, asked = _fake_verdicts({("a", "b")})
-    ClassAssignment(["a", "x", "b"]).advance(verdict)
-    # "b" is compared with class 0 ("a"), matches, and is never compared with "x".
-    assert ("x", "b") not in asked
-
-
-def test_assignment_waits_for_pending_verdicts_and_resumes_where_it_stopped():
-    known = {}
-
-    def verdict(gold, pred):
-        return known.get((gold, pred), PENDING)
-
-    assignment = ClassAssignment(["a", "b", "c"], gold="g")
-    needed = assignment.advance(verdict)
-    assert set(needed) == {("a", "b"), ("g", "a")}
-    assert not assignment.done
-    known.update({("a", "b"): False, ("g", "a"): True})
-    assert set(assignment.advance(verdict)) == {("a", "c"), ("g", "b")}
-    known.update({("a", "c"): None, ("b", "c"): True, ("g", "b"): False})  # one timeout
-    assert assignment.advance(verdict) == []
-    assert assignment.done
-    assert assignment.class_of_key == [0, 1, 1]
-    assert assignment.class_correct() == [True, False]
-    assert assignment.timeouts == 1  # counted once, although asked about on several rounds
+    for case in (c for c in CASES if c["type"] == "math"):
+        oracle = verify(parse(case["gold"], parsing_timeout=None), parse(case["pred"], parsing_timeout=None),
+                        timeout_seconds=None)
+        assert oracle is case["equal"], case["id"]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c["id"] for c in CASES])
@@ -118,32 +34,60 @@ def test_equivalence_case_table(grader, case):
     assert grader.equivalent(case["gold"], case["pred"], case["type"]) is case["equal"]
 
 
-def test_equivalent_spellings_form_one_class_and_different_values_stay_apart(grader):
-    answers = ["0.5", "2", "\\frac{1}{2}", None, "1/2", "3", "$0.5$"]
-    classes, representatives = grader.classify(answers, "math")
-    assert classes == [0, 1, 0, -1, 0, 2, 0]
-    assert representatives == ["0.5", "2", "3"]
+@pytest.mark.parametrize(
+    "answer, canonical",
+    [
+        ("1,000", "1000"), ("$1,000$", "1000"), ("12,345.50", "12345.5"), ("007", "7"), ("18.", "18"),
+        ("1,2", "1,2"), ("1, 2", "1, 2"), ("1 2", "1 2"), ("32, 349", "32, 349"), ("1,0000", "1,0000"),
+    ],
+)
+def test_integer_canonical_form_drops_only_valid_thousands_separators(answer, canonical):
+    assert canonical_form(answer, "integer") == canonical
 
 
-def test_identical_canonical_strings_cost_no_math_verify_call(grader):
-    before = grader.stats.math_verify_calls
-    classes, _ = grader.classify(["\\frac{2}{3}", "\\dfrac{2}{3}", "$\\frac{2}{3}$", "\\frac{2}{3}."] * 8, "math")
+def test_choice_letters_are_one_constant_everywhere():
+    assert [canonical_form(f"({letter.lower()})", "choice") for letter in CHOICE_LETTERS] == list(CHOICE_LETTERS)
+    from ttrl_bench.tasks import registry
+
+    assert registry.CHOICE_LETTERS is CHOICE_LETTERS
+
+
+@pytest.mark.parametrize(
+    "reference, text",
+    [
+        ("2\\pi", "$2\\pi$"), ("(1,2)", "$(1,2)$"), ("\\frac{14}{3}", "$\\frac{14}{3}$"),
+        ("1,000", "1,000"), ("28%", "28%"), ("-3.5", "-3.5"), ("$x=1$", "$x=1$"), ("so \\boxed{4}", "so \\boxed{4}"),
+    ],
+)
+def test_a_bare_reference_is_handed_to_math_verify_in_dollars(reference, text):
+    assert reference_text(reference) == text
+
+
+def test_math_classes_follow_math_verify_and_unreadable_texts_are_no_answer(grader):
+    texts = ["0.5", "2", "$\\frac{1}{2}$", None, "1/2", "so \\boxed{3", "\\boxed{3}", "$0.5$"]
+    classes, representatives = grader.classify(texts, "math")
+    assert classes == [0, 1, 0, -1, 0, -1, 2, 0]  # an unclosed box is no answer
+    assert representatives == ["0.5", "2", "\\boxed{3}"]
+
+
+def test_identical_texts_are_read_once(grader):
+    before = grader.stats.parses
+    classes, _ = grader.classify(["The answer is $\\frac{2}{3}$."] * 32, "math")
     assert classes == [0] * 32
-    assert grader.stats.math_verify_calls == before
+    assert grader.stats.parses - before <= 2  # one text, at most two regex candidates parsed
 
 
 def test_integer_classes_are_numeric_and_need_no_worker():
     with Grader() as fresh:
         classes, representatives = fresh.classify(["1,000", "1000", "999", None, "1000.0", "579"], "integer")
         assert classes == [0, 0, 1, -1, 0, 2]
-        assert representatives == ["1,000", "999", "579"]
+        assert representatives == ["1000", "999", "579"]
         assert fresh.stats.worker_starts == 0
 
 
-def test_repeated_comparisons_are_answered_from_the_cache(grader):
-    answers = ["\\frac{5}{7}", "0.25", "\\frac{10}{14}"]
-    first = grader.classify(answers, "math")
-    calls, hits = grader.stats.math_verify_calls, grader.stats.cache_hits
-    assert grader.classify(answers, "math") == first
-    assert grader.stats.math_verify_calls == calls
-    assert grader.stats.cache_hits > hits
+def test_three_wrong_list_answers_cannot_win_an_integer_vote_as_correct(grader):
+    from ttrl_bench.types import Completion, Question
+
+    texts = ["\\boxed{1,2}", "\\boxed{1, 2}", "\\boxed{1 2}", "\\boxed{12}", "\\boxed{1,2}"]
+    grade = grader.grade(Question("q", "", "12"), [Completion(t, 1, "stop") for t in texts], "integer")
+    assert grade.correct == [False, False, False, True, False]

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from ttrl_bench.errors import UsageError
 from ttrl_bench.grading import extract_answer
+from ttrl_bench.grading import worker as math_reader
 
 CASES = json.loads((Path(__file__).parent / "cases" / "extract_cases.json").read_text())
 
@@ -24,8 +25,19 @@ def test_case_table_covers_every_answer_type_and_no_answer():
     assert {c["type"] for c in CASES if c["expected"] is None} == {"math", "integer", "choice"}
 
 
+def test_math_extraction_reads_what_math_verify_parse_reads():
+    """Each math case: our reading equals math-verify's own parse of the whole text, and its span re-parses the same."""
+    from math_verify import parse
+
+    for case in (c for c in CASES if c["type"] == "math"):
+        parsed, span = math_reader.extract_target(case["text"])
+        assert parsed == parse(case["text"], parsing_timeout=None), case["id"]
+        if span is not None:
+            assert parse(span, parsing_timeout=None) == parsed, case["id"]
+
+
 # Brace-balanced LaTeX-ish content: atoms, groups, and commands with group arguments.
-_atoms = st.sampled_from(["1", "x", "+", "-", "^", "_", "\\pi", "\\{", "\\}", " ", "2.5", "\\sqrt", "\\frac"])
+_atoms = st.sampled_from(["1", "x", "+", "-", "^", "_", "\\pi", "\\{", "\\}", " ", "2.5", "\\sqrt", "\\frac", "1,2", "%"])
 _content = st.recursive(
     _atoms,
     lambda inner: st.one_of(
@@ -34,13 +46,25 @@ _content = st.recursive(
     ),
     max_leaves=12,
 ).filter(lambda s: s.strip())
+_frames = st.sampled_from([
+    "First \\boxed{{{a}}} then, finally, \\boxed{{{b}}}. Done.",
+    "So $${a}$$ and the answer is ${b}$.",
+    "Final Answer: The final answer is ${b}$. I hope it is correct.",
+    "We get {a}, hence answer: {b}",
+    "\\[ {a} \\] therefore \\({b}\\)",
+])
 
 
-@settings(max_examples=60, deadline=None)
-@given(content=_content, earlier=_content)
-def test_last_box_content_is_returned_whole(content, earlier):
-    text = f"First \\boxed{{{earlier}}} then, finally, \\boxed{{{content}}}. Done."
-    assert extract_answer(text, "math") == content.strip()
+@settings(max_examples=80, deadline=None)
+@given(a=_content, b=_content, frame=_frames)
+def test_math_extraction_agrees_with_math_verify_on_generated_completions(a, b, frame):
+    from math_verify import parse
+
+    text = frame.format(a=a, b=b)
+    parsed, span = math_reader.extract_target(text)
+    assert parsed == parse(text, parsing_timeout=None)
+    # an answer exactly when math-verify reads a value (a bare fallback string, e.g. an unclosed box, is none)
+    assert (extract_answer(text, "math") is None) == (not math_reader.has_value(parsed))
 
 
 @settings(max_examples=60, deadline=None)

@@ -154,3 +154,40 @@ def test_writer_killed_mid_run_leaves_only_complete_questions_and_resumes(tmp_pa
     run_writer_until_killed(path, min_bytes=size + 2_000_000)
     second = check_complete_and_contiguous(SampleStore(path))
     assert second > first
+
+
+def test_the_prompt_the_model_saw_is_kept_on_each_questions_first_line(tmp_path):
+    path = tmp_path / SAMPLES_FILE
+    store = SampleStore(path)
+    store.append("q1", completions("q1", 3), prompt="<bos>user: 12+34=\nassistant:")
+    store.append("q2", completions("q2", 2))  # a caller without a prompt
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [r.get("prompt") for r in rows] == ["<bos>user: 12+34=\nassistant:", None, None, None, None]
+    assert SampleStore(path).prompts() == {"q1": "<bos>user: 12+34=\nassistant:"}
+
+
+def test_sample_all_records_the_rendered_prompt_of_every_question(tmp_path):
+    from ttrl_bench.measure.loop import sample_all
+    from ttrl_bench.types import Question, SamplingParams
+
+    class Tokenizer:
+        chat_template = "x"
+
+        def apply_chat_template(self, messages, tokenize, add_generation_prompt):
+            return f"<|user|>{messages[0]['content']}<|assistant|>"
+
+    class Sampler:
+        tokenizer = Tokenizer()
+
+        def sample(self, prompts, params):
+            return [[Completion(text=f"{p}!", num_tokens=1, finish_reason="stop")] * params.n for p in prompts]
+
+        def close(self):
+            pass
+
+    questions = [Question(id=f"q{i}", prompt=f"{i}+{i}=", reference=str(2 * i)) for i in range(3)]
+    store = SampleStore(tmp_path)
+    params = SamplingParams(n=2, temperature=1.0, top_p=1.0, max_new_tokens=4, seed=0)
+    sample_all(questions, Sampler, params, chat_template=True, store=store, progress=False)
+    expected = {q.id: f"<|user|>{q.prompt}<|assistant|>" for q in questions}
+    assert SampleStore(tmp_path).prompts() == expected

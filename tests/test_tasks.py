@@ -106,6 +106,8 @@ BAD_FIELDS = [
     (HUB_TASK, "prompt.template", "{questoin}", "prompt.template", "placeholders {question}, not {questoin}"),
     (HUB_TASK, "prompt.template", "Solve.", "prompt.template", "must contain the placeholder {question}"),
     (HUB_TASK, "choice_seed", 3, "choice_seed", "is only for answer_type choice"),
+    (HUB_TASK, "grading_budget", 0, "grading_budget", "must be a number > 0"),
+    (HUB_TASK, "grading_budget", "long", "grading_budget", "must be a number > 0"),
     (HUB_TASK, "fields.choices", ["a", "b"], "fields.choices", "is only for answer_type choice"),
     (HUB_TASK, "name", "other", "name", "must equal the file name 'demo'"),
     (CHOICE_TASK, "choice_seed", _DELETE, "choice_seed", "is missing"),
@@ -137,6 +139,11 @@ def test_base_cases_are_valid(tmp_path):
     assert load_task_file(write_task(tmp_path, HUB_TASK)).fields.level == "level"
     choice = load_task_file(write_task(tmp_path, CHOICE_TASK))
     assert choice.choice_seed == 7 and choice.fields.answer is None
+
+
+def test_grading_budget_is_an_optional_task_field(tmp_path):
+    assert load_task_file(write_task(tmp_path, HUB_TASK)).grading_budget is None
+    assert load_task_file(write_task(tmp_path, {**HUB_TASK, "grading_budget": 12.5})).grading_budget == 12.5
 
 
 def test_malformed_yaml_names_file_and_line(tmp_path):

@@ -10,6 +10,9 @@ from typing import Any, Literal
 
 AnswerType = Literal["math", "integer", "choice"]
 FinishReason = Literal["stop", "length"]
+# The letters a choice task may use, in order (a task has 2 to 10 choices). The task
+# validator, choice extraction, canonical form and grader all read this one constant.
+CHOICE_LETTERS = "ABCDEFGHIJ"
 
 
 @dataclass(frozen=True)
@@ -56,7 +59,10 @@ class QuestionGrade:
     answers: list[str | None]
     classes: list[int]
     class_correct: list[bool]
-    timeouts: int = 0  # equivalence checks that hit the time limit (counted as "not equal")
+    timeouts: int = 0  # math-verify operations (parses, comparisons) that hit the time limit ("not equal")
+    # math-verify operations not run ("not equal"): the question's grading budget was spent, or they
+    # involved an answer that had already timed out in this question
+    skipped: int = 0
     meta: dict[str, Any] = field(default_factory=dict)
 
     @property

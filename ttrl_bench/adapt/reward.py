@@ -17,7 +17,7 @@ import torch
 
 from ttrl_bench.adapt import estimators as E
 from ttrl_bench.adapt.methods import get_method
-from ttrl_bench.grading import Grader, extract_answer
+from ttrl_bench.grading import Grader
 from ttrl_bench.measure.loop import cut_text
 from ttrl_bench.measure.metrics import majority_vote
 from ttrl_bench.types import AnswerType
@@ -75,11 +75,9 @@ class GroupReward:
             if self.extra_sampler is None:
                 raise RuntimeError(f"votes ({self.votes}) > samples ({G}) needs bind() to a trainer for extra votes")
             extra = self.extra_sampler(prompt, self.votes - G)
-        answers = [extract_answer(t, self.answer_type) for t in texts + extra]
-        classes, reps = self.grader.classify(answers, self.answer_type)
-        class_correct = None
-        if reference is not None:
-            class_correct = [self.grader.equivalent(reference, rep, self.answer_type) is True for rep in reps]
+        # One grader round trip per group: answers, classes and (with a reference) their correctness.
+        judged = self.grader.judge(texts + extra, self.answer_type, reference=reference)
+        answers, classes, class_correct = judged.answers, judged.classes, judged.class_correct
         vote = majority_vote(classes, class_correct)
         truth = E.ground_truth_reward(classes[:G], class_correct) if class_correct is not None else None
         rewards = self._estimate(classes, answers, class_correct, prompt, ids)[:G]

@@ -21,7 +21,8 @@ exit codes: 0 ok, 1 regression (check), 2 bad input, 3 a sampling server failed 
 
 
 def _add_eval_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--task", default=None, help="task name from `ttrl-bench tasks` (default: synth_near, the embedded synthetic task)")
+    p.add_argument("--task", default=None, help="task name from `ttrl-bench tasks`, or a task YAML file "
+                   "(default: synth_near, the embedded synthetic task)")
     p.add_argument("--model", default=None, help="local model directory (default: the embedded tiny model)")
     p.add_argument("--model-name", default=None, help="display name in tables (default: the directory name)")
     from ttrl_bench.sampling import BACKENDS
@@ -36,6 +37,12 @@ def _add_eval_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, default=None, help="use only the first K questions")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default: 0)")
     p.add_argument("--data", default=None, help="local JSON/JSONL/parquet file with the task's fields, instead of the hub")
+    p.add_argument("--fields", default=None, metavar="ROLE=COLUMN,...",
+                   help="map a file's columns to the task's fields, e.g. question=problem,answer=solution "
+                   "(choices=RIGHT|WRONG1|... for choice tasks)")
+    p.add_argument("--grading-budget", type=float, default=None, metavar="SECONDS",
+                   help="grading time per question; math-verify work left after it counts as not equal and is "
+                   "counted (default: the task's grading_budget, else 30)")
     chat = p.add_mutually_exclusive_group()
     chat.add_argument("--chat-template", dest="chat_template", action="store_true", default=None, help="apply the tokenizer's chat template")
     chat.add_argument("--no-chat-template", dest="chat_template", action="store_false", help="feed the prompt as plain text")
@@ -63,6 +70,7 @@ def eval_config_from_args(args: argparse.Namespace):
         max_new_tokens=args.max_new_tokens, limit=args.limit, seed=args.seed, data=args.data,
         chat_template=args.chat_template, trust_remote_code=args.trust_remote_code, batch_size=args.batch_size,
         server=server_options(args), lm_eval_include_path=args.lm_eval_include_path,
+        grading_budget=args.grading_budget, fields=args.fields,
     )
 
 

@@ -33,6 +33,7 @@ def load_questions(task: Task, data_path: str | Path | None = None, limit: int |
     rows, origin = read_rows(task, data_path, limit, trust_remote_code)
     if not rows:
         raise UsageError(f"{origin}: holds no rows")
+    _check_columns(task, rows, origin)
     questions = [_question(task, row, index, origin) for index, row in enumerate(rows)]
     _check_unique_ids(questions, task, origin)
     return questions
@@ -76,9 +77,38 @@ def _question(task: Task, row: dict[str, Any], index: int, origin: str) -> Quest
     if f.level:
         # a string key: records and per-level tables compare levels as text ("3", "Level 3")
         meta["level"] = _scalar_text(_cell(row, f.level, "level", where, task), f.level, where)
-    for column in f.meta:
-        meta[column] = _json_value(_cell(row, column, "meta", where, task))
+    for column in f.meta:  # optional: copied when the row has it
+        if row.get(column) is not None:
+            meta[column] = _json_value(row[column])
     return Question(id=qid, prompt=prompt, reference=reference, meta=meta)
+
+
+def _required_columns(task: Task) -> list[tuple[str, str]]:
+    """(column, role) of every column a row must have; ``fields.meta`` columns are optional."""
+    f = task.fields
+    roles = [(f.id, "id"), (f.question, "question"), (f.answer, "answer"), (f.level, "level")]
+    roles += [(c, "choices") for c in f.choices]
+    return [(column, role) for column, role in roles if column is not None]
+
+
+def _check_columns(task: Task, rows: list[dict[str, Any]], origin: str) -> None:
+    """Every required column that no row holds, named at once, with how to map columns."""
+    present = {k for row in rows for k, v in row.items() if v is not None}
+    missing = [(column, role) for column, role in _required_columns(task) if column not in present]
+    if not missing:
+        return
+    listed = ", ".join(f"'{column}' (fields.{role})" for column, role in missing)
+    example = ",".join(f"{role}=COLUMN" for _, role in missing if role in ("question", "answer"))
+    optional = [role for _, role in missing if role in ("id", "level")]
+    if optional:  # these roles can also be dropped
+        example = ",".join(filter(None, [example, *(f"{role}=COLUMN (or {role}= for none)" for role in optional)]))
+    if any(role == "choices" for _, role in missing):
+        example = ",".join(filter(None, [example, "choices=RIGHT|WRONG1|WRONG2"]))
+    columns = ", ".join(sorted(present)) or "none"
+    raise UsageError(
+        f"{origin}: missing field{'s' if len(missing) > 1 else ''} {listed} of task {task.name}; columns present: "
+        f"{columns}. Map the file's columns with --fields {example}, or pass your own task file with --task FILE.yaml"
+    )
 
 
 def _cell(row: dict[str, Any], column: str | None, role: str, where: str, task: Task) -> Any:

@@ -1,62 +1,56 @@
-"""Canonical strings: spellings that differ only in formatting become one string.
+"""What the Grader decides without math-verify, and how it hands texts to math-verify.
 
-Two answers with the same canonical string are equivalent without asking
-math-verify, so every rewrite here must be purely typographical (spacing,
-delimiters, ``\\dfrac`` vs ``\\frac``): anything that needs mathematics
-("0.5" vs "\\frac{1}{2}") is left to math-verify.
+``math`` answers: nothing is decided here. A completion goes to math-verify as
+it is (its own extraction reads it); the only merge before math-verify is of
+byte-identical texts. A task's reference is an answer, not a text: written bare
+("2\\pi", "(1,2)") math-verify's extraction would misread it (it reads "2" from
+"2\\pi"), so ``reference_text`` presents it as ``$2\\pi$``; a reference that
+already holds math delimiters or a box, or is a plain number ("1,000", "28%"),
+is passed as it is.
 
-``decide_without_math_verify`` holds the few verdicts that need no
-math-verify: identical canonical strings, choice letters, and numbers whose
-canonical forms determine their value.
+``integer`` and ``choice`` answers keep fast exact rules: ``canonical_form``
+only trims, drops ``$`` delimiters, a final period, and commas that are valid
+thousands separators ("1,000" -> "1000"; "1,2" and "1, 2" stay as they are);
+it never deletes inner whitespace. Two plain numbers are equal exactly when
+their canonical strings are; anything else on an integer task goes to
+math-verify (as ``\\boxed{answer}``). Choice answers are letters of
+``CHOICE_LETTERS``.
 """
 from __future__ import annotations
 
 import re
 
-from ttrl_bench.grading.extract import last_boxed
-from ttrl_bench.types import AnswerType
+from ttrl_bench.types import CHOICE_LETTERS, AnswerType
 
-# Spacing commands and \left/\right (but not \leftarrow, \rightarrow, ...).
-_NOISE = re.compile(r"\\[!,;: ]|\\(?:left|right)(?:\.|(?![a-zA-Z]))|\\displaystyle(?![a-zA-Z])|~")
-_SMALL_FRACTIONS = re.compile(r"\\[dt]frac(?![a-zA-Z])")
-_UNESCAPED_DOLLAR = re.compile(r"(?<!\\)\$")
-_MATH_DELIMITERS = re.compile(r"^\\[(\[](.*)\\[)\]]$", re.DOTALL)
-# Whitespace after a control word ends it ("\pi r" is not "\pir"): keep one space there.
-_SPACE_AFTER_COMMAND = re.compile(r"(\\[a-zA-Z]+)\s+(?=[a-zA-Z])")
 _PLAIN_NUMBER = re.compile(r"(-?)(\d+)(?:\.(\d+))?")
-_PLAIN_INTEGER = re.compile(r"-?\d+")
-_LETTER = re.compile(r"\(?([A-Da-d])\)?")
+_THOUSANDS = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
+_MATH_DELIMITED = re.compile(r"^\$+(.*?)\$+$|^\\\((.*)\\\)$|^\\\[(.*)\\\]$", re.DOTALL)
+_LETTER = re.compile(rf"\(?([{CHOICE_LETTERS}{CHOICE_LETTERS.lower()}])\)?")
+# Texts math-verify reads well as they are: something delimited or boxed, or a plain number.
+_HAS_MATH_MARKUP = re.compile(r"\$|\\\(|\\\[|\\boxed|\\fbox")
+_NUMBER_TEXT = re.compile(r"-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:[.,]\d+)?\s*(?:\\?%|percent)?", re.IGNORECASE)
 
 
 def canonical_form(answer: str, answer_type: AnswerType) -> str:
-    """The canonical string of an extracted answer (or of a reference answer)."""
-    if answer_type == "choice":
-        letter = _LETTER.fullmatch(answer.strip()) or _LETTER.fullmatch(_canonical_math(answer))
-        return letter.group(1).upper() if letter else _canonical_math(answer)
-    text = answer
-    if answer_type == "integer":
-        text = text.replace(",", "") if re.fullmatch(r"[\d,.\s-]+", text.strip()) else text
-    return _canonical_math(text)
-
-
-def canonical_reference(reference: str, answer_type: AnswerType) -> str:
-    """A reference may be given boxed (as in MATH solutions): use the box's content then."""
-    boxed = last_boxed(reference) if "\\boxed" in reference or "\\fbox" in reference else None
-    return canonical_form(boxed if boxed is not None else reference, answer_type)
-
-
-def _canonical_math(answer: str) -> str:
+    """The canonical string of an ``integer`` or ``choice`` answer ("" = no answer)."""
+    if answer_type == "math":
+        raise ValueError("math answers have no canonical form: math-verify reads them as written")
     text = answer.strip()
-    delimited = _MATH_DELIMITERS.match(text)
+    delimited = _MATH_DELIMITED.match(text)
     if delimited:
-        text = delimited.group(1)
-    text = _UNESCAPED_DOLLAR.sub("", text)
-    text = _SMALL_FRACTIONS.sub(r"\\frac", text)
-    text = _NOISE.sub("", text)
-    text = _SPACE_AFTER_COMMAND.sub("\\1\x00", text)
-    text = re.sub(r"\s+", "", text).replace("\x00", " ")
-    text = text.rstrip(".")
+        text = next(g for g in delimited.groups() if g is not None).strip()
+    if answer_type == "choice":
+        letter = _LETTER.fullmatch(text)
+        return letter.group(1).upper() if letter else text
+    if text.endswith(".") and _PLAIN_NUMBER.fullmatch(text[:-1]):
+        text = text[:-1]
+    if _THOUSANDS.fullmatch(text):
+        text = text.replace(",", "")
     return _canonical_number(text)
+
+
+def is_plain_number(key: str) -> bool:
+    return _PLAIN_NUMBER.fullmatch(key) is not None
 
 
 def _canonical_number(text: str) -> str:
@@ -71,22 +65,14 @@ def _canonical_number(text: str) -> str:
     return digits if digits == "0" else sign + digits
 
 
-def decide_without_math_verify(gold: str, pred: str, answer_type: AnswerType) -> bool | None:
-    """The verdict for two canonical strings when it needs no math-verify, else None.
+def boxed(answer: str) -> str:
+    """An integer task's non-numeric answer as a text for math-verify."""
+    return "\\boxed{%s}" % answer
 
-    - identical canonical strings are equivalent;
-    - choice answers are letters: equal only if identical;
-    - for ``integer`` answers, two plain numbers in canonical form are equal only
-      if their strings are (canonical numbers are unique per value);
-    - for ``math`` answers the same holds for two plain integers only: math-verify
-      compares decimals after rounding ("0.3333333" equals "0.333333" there), so
-      decimals go to math-verify to keep its verdicts.
-    """
-    if gold == pred:
-        return True
-    if answer_type == "choice":
-        return False
-    plain = _PLAIN_NUMBER if answer_type == "integer" else _PLAIN_INTEGER
-    if plain.fullmatch(gold) and plain.fullmatch(pred):
-        return False
-    return None
+
+def reference_text(reference: str) -> str:
+    """A ``math`` reference as the text math-verify parses as gold (see the module docstring)."""
+    text = reference.strip()
+    if _HAS_MATH_MARKUP.search(text) or _NUMBER_TEXT.fullmatch(text):
+        return text
+    return f"${text}$"

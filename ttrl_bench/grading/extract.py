@@ -4,13 +4,20 @@ Every extractor looks for the most explicit marker first and falls back to
 weaker ones, always taking the *last* occurrence: models restate and correct
 themselves, and the final statement is the one that counts.
 
-- ``math``: the last ``\\boxed{...}`` (nested braces allowed), else "final
-  answer: X" / "the answer is X".
+- ``math``: math-verify's own extraction (its regexes and priorities, see
+  ``worker.extract_target``): the answer is the span of the completion it reads,
+  with its math delimiters (``"$10,455$"``, ``"\\boxed{1}, \\boxed{2}"``,
+  ``"28 percent"``), so math-verify reads the span as it read the completion.
+  The Grader never re-reads this string: it grades whole completions in its
+  workers. Here it runs in this process, under math-verify's own 5 s timer in
+  the main thread (none elsewhere: use the Grader for untrusted text).
 - ``integer`` (GSM8K, the synthetic addition tasks): a boxed answer, else GSM8K's
   "#### X", else "the answer is X", else the last number in the text. Thousands
   separators are removed ("1,000" -> "1000").
 - ``choice`` (GPQA): a boxed letter, else "answer is (B)" / "Answer: C", else the
-  last parenthesised letter, else the last standalone capital A-D.
+  last parenthesised letter, else the last standalone capital; letters are those
+  of ``CHOICE_LETTERS`` (A-J), except that a standalone "I" followed by a word is
+  the pronoun.
 
 ``None`` means no answer: such samples form no class and never win a vote.
 """
@@ -18,8 +25,12 @@ from __future__ import annotations
 
 import re
 
+import signal
+import threading
+
 from ttrl_bench.errors import UsageError
-from ttrl_bench.types import AnswerType
+from ttrl_bench.grading import worker as math_reader
+from ttrl_bench.types import CHOICE_LETTERS, AnswerType
 
 ANSWER_TYPES: tuple[str, ...] = ("math", "integer", "choice")
 
@@ -32,13 +43,17 @@ _ANSWER_PHRASE = re.compile(
 _GSM8K_MARK = re.compile(r"####\s*")
 # A number with optional thousands separators ("12,345" but not the list "1,2").
 _NUMBER = re.compile(r"-?(?:\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?:\.\d+)?")
-_LETTER_IN_BOX = re.compile(r"^\(?([A-Da-d])\)?(?![A-Za-z0-9])")
+_L = CHOICE_LETTERS
+_LETTER_IN_BOX = re.compile(rf"^\(?([{_L}{_L.lower()}])\)?(?![A-Za-z0-9])")
 # Only the phrase ignores case: a lowercase "a" after "the answer is" is an article.
 _LETTER_AFTER_PHRASE = re.compile(
-    r"(?i:answer\s*(?:is|:)\s*(?:option\s*|choice\s*)?)[\s:*$]*\(?([A-D])\)?(?![A-Za-z0-9])"
+    rf"(?i:answer\s*(?:is|:)\s*(?:option\s*|choice\s*)?)[\s:*$]*\(?([{_L}])\)?(?![A-Za-z0-9])"
 )
-_LETTER_IN_PARENS = re.compile(r"\(([A-D])\)")
-_LETTER_STANDALONE = re.compile(r"(?<![A-Za-z0-9\\])([A-D])(?![A-Za-z0-9])")
+_LETTER_IN_PARENS = re.compile(rf"\(([{_L}])\)")
+_LETTER_STANDALONE = re.compile(rf"(?<![A-Za-z0-9\\])(?!I\s+[a-z])([{_L}])(?![A-Za-z0-9'’])")
+# "1\,000" (a thin space between digit groups) is a thousands separator; other spacing is kept.
+_THIN_SPACE_GROUP = re.compile(r"(?<=\d)\\[,!](?=\d{3}(?!\d))")
+_MATH_TIMEOUT_SECONDS = 5  # math-verify's own default parsing timeout
 _TEXT_WRAPPER = re.compile(r"\\(?:text|textbf|mathrm|mathbf)\{([^{}]*)\}")
 
 
@@ -96,29 +111,25 @@ def _nonempty(answer: str) -> str | None:
     return answer or None
 
 
-def _after_last_phrase(text: str) -> str | None:
-    """What follows the last answer phrase, up to the end of its sentence or line."""
-    matches = list(_ANSWER_PHRASE.finditer(text))
-    if not matches:
-        return None
-    rest = text[matches[-1].end() :]
-    boxed = last_boxed(rest)
-    if boxed is not None:
-        return boxed
-    math_span = re.match(r"\$+([^$]+)\$+", rest) or re.match(r"\\[(\[](.+?)\\[)\]]", rest, re.DOTALL)
-    if math_span:
-        return _nonempty(math_span.group(1))
-    line = rest.split("\n", 1)[0]
-    # A sentence ends at ". " or a final ".", never inside a decimal like "3.5".
-    sentence = re.split(r"\.(?:\s|$)", line, maxsplit=1)[0]
-    return _nonempty(sentence.strip().strip("*").rstrip(".").strip())
-
-
 def _extract_math(text: str) -> str | None:
-    boxed = last_boxed(text)
-    if boxed is not None:
-        return boxed
-    return _after_last_phrase(text)
+    """The span math-verify reads its answer from (None: it finds none), see the module docstring."""
+    timed = threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer")
+    previous = signal.signal(signal.SIGALRM, math_reader._on_alarm) if timed else None
+    try:
+        if timed:
+            signal.setitimer(signal.ITIMER_REAL, _MATH_TIMEOUT_SECONDS)
+        try:
+            parsed, span = math_reader.extract_target(text)
+        finally:
+            if timed:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+    except math_reader.CallTimedOut:
+        return None  # math-verify's parse returns [] after its timeout: no answer
+    finally:
+        if timed:
+            signal.signal(signal.SIGALRM, previous)
+    # only math-verify's fallback string (e.g. an unclosed box): no answer, as for the Grader's votes
+    return span if math_reader.has_value(parsed) and span else None
 
 
 def _numbers(text: str) -> list[str]:
@@ -136,8 +147,8 @@ def _numbers(text: str) -> list[str]:
 def _as_single_number(answer: str) -> str | None:
     """``answer`` as a plain number if it is one once money and text wrappers are removed."""
     cleaned = _TEXT_WRAPPER.sub(r"\1", answer)
-    cleaned = cleaned.replace("\\$", "").replace("$", "").replace("\\!", "").replace("\\,", "")
-    cleaned = re.sub(r"\s+", "", cleaned).rstrip(".")
+    cleaned = _THIN_SPACE_GROUP.sub(",", cleaned.replace("\\$", "").replace("$", ""))
+    cleaned = cleaned.strip().rstrip(".").strip()  # inner whitespace stays: "1 2" is not 12
     if _NUMBER.fullmatch(cleaned):
         return cleaned.replace(",", "")
     return None

@@ -1,10 +1,13 @@
-"""A pool of math-verify worker processes with a hard deadline per call.
+"""A pool of math-verify worker processes, one question per request, with hard deadlines.
 
-Each worker runs ``worker.py`` and handles one comparison at a time, so a call
-that overruns its deadline is pinned to one process: the pool kills that
-process, reports the call as timed out (``None``) and starts a replacement.
-Workers start lazily (integer and choice grading usually never needs one) and
-talk JSON lines over pipes. Not thread-safe: the Grader serialises access.
+Each worker (``worker.py``) grades one question at a time and announces every
+math-verify operation before running it. Its own timer bounds each operation;
+if that fails (a computation stuck in C code, which no signal interrupts) the
+parent kills the worker at the operation's limit plus a grace period, starts a
+replacement and re-sends the question with the culprit marked (a text as
+unparseable, a comparison as failed) and the rest of its budget, so a stuck
+operation costs one timeout, never the question. Workers start lazily and talk
+JSON lines over pipes. Not thread-safe: the Grader serialises access.
 """
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ import selectors
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Hashable
 
@@ -28,10 +31,26 @@ START_TIMEOUT_SECONDS = 120.0  # importing sympy on a loaded machine can take a 
 
 @dataclass
 class PoolCounts:
-    calls: int = 0  # comparisons answered or given up on
-    timeouts: int = 0  # answered null by the worker's own timer, or killed at the hard deadline
-    kills: int = 0  # workers killed at the hard deadline (or found dead)
+    questions: int = 0  # requests answered
+    kills: int = 0  # workers killed at a hard deadline (or found dead)
     starts: int = 0
+
+
+@dataclass
+class _Job:
+    token: Hashable
+    request: dict
+    busy_seconds: float = 0.0  # time spent in workers so far (over re-sends)
+    timed_out: list = field(default_factory=list)  # operations that timed out (over re-sends)
+    kills: int = 0
+
+    def blame(self, op: list) -> None:
+        """An operation timed out: a re-send must not run it again."""
+        self.timed_out.append(op)
+        if op[0] == "parse":
+            self.request["unparseable"] = sorted({*self.request.get("unparseable", []), op[1]})
+        else:
+            self.request["failed"] = [*self.request.get("failed", []), op[1:]]
 
 
 @dataclass
@@ -40,34 +59,36 @@ class _Worker:
     started: float
     ready: bool = False
     buffer: bytes = b""
-    task: Hashable | None = None
+    job: _Job | None = None
+    dispatched: float = 0.0
+    op: list | None = None  # the operation announced last
     deadline: float = 0.0
 
 
 class VerifyPool:
-    """``submit(token, gold, pred)`` then ``results()`` yields ``(token, True | False | None)``."""
+    """``submit(token, request)`` then ``results()`` yields ``(token, reply)`` (see worker.py).
 
-    def __init__(self, workers: int, soft_timeout: float | None, hard_timeout: float, counts: PoolCounts | None = None):
+    A reply gains ``timed_out`` (every operation that timed out, in the worker or
+    at a hard deadline, over all attempts), ``kills`` and ``busy_seconds`` (time
+    in workers over all attempts, worker start-ups excluded).
+    """
+
+    def __init__(self, workers: int, grace_seconds: float = 1.0, counts: PoolCounts | None = None):
         self.size = max(1, workers)
-        self.soft_timeout = soft_timeout
-        self.hard_timeout = hard_timeout
+        self.grace = grace_seconds
         self.counts = counts if counts is not None else PoolCounts()
         self.closed = False
         self.owner_pid = os.getpid()
         self._workers: list[_Worker] = []
-        # One queue per worker: comparisons of one question go to one worker, whose
-        # parse cache and sympy cache then already hold that question's answers.
-        # An idle worker with an empty queue steals from the longest other queue.
-        self._queues: list[collections.deque[tuple[Hashable, str, str]]] = [collections.deque() for _ in range(self.size)]
+        self._queue: collections.deque[_Job] = collections.deque()
         self._selector = selectors.DefaultSelector()
 
     @property
     def busy(self) -> bool:
-        return any(self._queues) or any(w.task is not None for w in self._workers)
+        return bool(self._queue) or any(w.job is not None for w in self._workers)
 
-    def submit(self, token: Hashable, gold: str, pred: str, affinity: int = 0) -> None:
-        """Queue a comparison; equal ``affinity`` values prefer the same worker."""
-        self._queues[affinity % self.size].append((token, gold, pred))
+    def submit(self, token: Hashable, request: dict) -> None:
+        self._queue.append(_Job(token, dict(request)))
 
     def start(self) -> None:
         """Start every worker now and wait until all are ready."""
@@ -78,7 +99,7 @@ class VerifyPool:
             self._staff(everyone=True)
 
     def results(self):
-        """Yield results as they arrive until every submitted comparison is answered."""
+        """Yield replies as they arrive until every submitted question is answered."""
         while self.busy:
             self._staff()
             self._dispatch()
@@ -110,27 +131,25 @@ class VerifyPool:
             self._workers.append(worker)
             self.counts.starts += 1
 
-    def _next_for(self, slot: int) -> tuple[Hashable, str, str] | None:
-        if self._queues[slot]:
-            return self._queues[slot].popleft()
-        longest = max(self._queues, key=len)
-        return longest.pop() if longest else None
-
     def _dispatch(self) -> None:
-        for slot, worker in enumerate(self._workers):
-            if worker.ready and worker.task is None:
-                item = self._next_for(slot)
-                if item is None:
-                    return
-                token, gold, pred = item
-                line = json.dumps({"gold": gold, "pred": pred, "timeout": self.soft_timeout}) + "\n"
-                worker.task = token
-                worker.deadline = time.monotonic() + self.hard_timeout
-                _write_all(worker.process.stdin, line.encode())
+        for worker in self._workers:
+            if worker.ready and worker.job is None and self._queue:
+                job = self._queue.popleft()
+                worker.job, worker.op = job, None
+                worker.dispatched = time.monotonic()
+                worker.deadline = worker.dispatched + self._limit(job.request, None)
+                _write_all(worker.process.stdin, (json.dumps(job.request) + "\n").encode())
+
+    def _limit(self, request: dict, announced: float | None) -> float:
+        """How long the worker may stay silent: the operation's own limit plus the grace period."""
+        if announced is not None:
+            return announced + self.grace
+        limits = [t for t in (request.get("timeout"), request.get("budget")) if t is not None]
+        return (min(limits) if limits else 3600.0) + self.grace
 
     def _collect(self):
         now = time.monotonic()
-        deadlines = [w.deadline for w in self._workers if w.task is not None]
+        deadlines = [w.deadline for w in self._workers if w.job is not None]
         deadlines += [w.started + START_TIMEOUT_SECONDS for w in self._workers if not w.ready]
         wait = max(0.0, min(deadlines) - now) if deadlines else 0.0
         for key, _ in self._selector.select(timeout=wait):
@@ -139,7 +158,7 @@ class VerifyPool:
             if chunk is None:  # spurious wake-up: nothing to read after all
                 continue
             if not chunk:  # EOF: the worker died (e.g. crashed in C code)
-                yield from self._replace(worker)
+                self._replace(worker)
                 continue
             worker.buffer += chunk
             while b"\n" in worker.buffer:
@@ -147,36 +166,52 @@ class VerifyPool:
                 reply = json.loads(line)
                 if "ready" in reply:
                     worker.ready = True
-                elif worker.task is not None:
-                    token, worker.task = worker.task, None
-                    self.counts.calls += 1
-                    self.counts.timeouts += reply["equal"] is None
-                    yield token, reply["equal"]
+                elif worker.job is None:
+                    continue
+                elif "op" in reply:
+                    worker.op = reply["op"]
+                    worker.deadline = time.monotonic() + self._limit(worker.job.request, reply["limit"])
+                elif "timeout" in reply:
+                    worker.job.blame(reply["timeout"])
+                elif "done" in reply:
+                    job, worker.job = worker.job, None
+                    job.busy_seconds += time.monotonic() - worker.dispatched
+                    self.counts.questions += 1
+                    extra = {"timed_out": job.timed_out, "kills": job.kills, "busy_seconds": job.busy_seconds}
+                    yield job.token, {**reply["done"], **extra}
         now = time.monotonic()
         for worker in list(self._workers):
-            if worker.task is not None and now >= worker.deadline:
-                yield from self._replace(worker)
+            if worker.job is not None and now >= worker.deadline:
+                self._replace(worker)
             elif not worker.ready and now >= worker.started + START_TIMEOUT_SECONDS:
                 self._stop(worker)
                 self._workers.remove(worker)
                 raise RuntimeError(f"a math-verify worker did not start within {START_TIMEOUT_SECONDS:.0f} s")
 
-    def _replace(self, worker: _Worker):
-        """Kill a stuck or dead worker; its comparison counts as timed out."""
+    def _replace(self, worker: _Worker) -> None:
+        """Kill a stuck or dead worker; re-send its question with the culprit marked, first in line."""
         if not worker.ready:
             code = worker.process.poll()
             self._stop(worker)
             self._workers.remove(worker)
             raise RuntimeError(f"a math-verify worker exited during start-up (exit code {code}); see its stderr")
-        token = worker.task
+        job, op = worker.job, worker.op
         self._stop(worker)
         self._workers.remove(worker)
         self.counts.kills += 1
-        if token is not None:
-            self.counts.calls += 1
-            self.counts.timeouts += 1
-            yield token, None
-        # _staff() starts the replacement on the next round if work remains.
+        if job is None:
+            return
+        spent = time.monotonic() - worker.dispatched
+        job.busy_seconds += spent
+        job.kills += 1
+        if op is not None and op not in job.timed_out:
+            job.blame(op)
+        elif job.kills > 3:  # died with nothing (new) to blame: never loop forever
+            raise RuntimeError("a math-verify worker died three times on one question without a culprit")
+        if job.request.get("budget") is not None:
+            job.request["budget"] = max(0.0, job.request["budget"] - spent)
+        self._queue.appendleft(job)
+        # _staff() starts the replacement on the next round.
 
     def _stop(self, worker: _Worker) -> None:
         try:

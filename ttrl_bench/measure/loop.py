@@ -69,10 +69,10 @@ def sample_all(
             try:
                 outs = dict(enumerate(sampler.sample(prompts, replace(params, seed=base_seed + offset))))
             except PartialSample as partial:  # a server failed for good: keep what did finish, then fail
-                _keep(todo, partial.finished, store, results)
+                _keep(todo, prompts, partial.finished, store, results)
                 sampler.close()
                 raise partial.cause from None
-            _keep(todo, outs, store, results)
+            _keep(todo, prompts, outs, store, results)
             bar.update(len(todo))
     bar.refresh()  # show the final count even when sampling finished within tqdm's refresh interval
     bar.close()
@@ -81,11 +81,12 @@ def sample_all(
     return [results[q.id] for q in questions]
 
 
-def _keep(todo: Sequence[Question], outs: dict[int, list[Completion]], store: SampleStore | None, results: dict) -> None:
+def _keep(todo: Sequence[Question], prompts: Sequence[str], outs: dict[int, list[Completion]],
+          store: SampleStore | None, results: dict) -> None:
     for i, q in enumerate(todo):
         if i in outs:
             if store is not None:
-                store.append(q.id, outs[i])
+                store.append(q.id, outs[i], prompt=prompts[i])  # the exact text the model saw
             results[q.id] = outs[i]
 
 

@@ -10,7 +10,7 @@ is its "scores")::
       "by_level": {"1": {"num_questions": q, "scores": {...same keys...}}, ...},  # only when some grade has meta["level"]
       "votes": {"ties": t, "no_answer_samples": x, "no_answer_questions": y, "mean_majority_ratio": r},
       "lengths": {"mean_tokens": .., "truncation_rate": ..},                     # None when no completions given
-      "grading": {"timeouts": ..}
+      "grading": {"timeouts": .., "skipped": ..}
     }
 
 Majority vote rule (shared with the training reward, see ``majority_vote``): samples with
@@ -219,5 +219,6 @@ def summarize(
         ),
         lengths=_lengths(completions, len(grades), n),
         grading_timeouts=sum(g.timeouts for g in grades),
+        grading_skipped=sum(g.skipped for g in grades),
         by_level=by_level,
     )

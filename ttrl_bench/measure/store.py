@@ -4,6 +4,10 @@ One JSON line per completion::
 
     {"question_id", "sample_index", "num_samples", "text", "num_tokens", "finish_reason", ...extra}
 
+The first line of a question (``sample_index`` 0) also holds ``"prompt"``: the
+exact text fed to the model (after the chat template, if any), so a reader can
+see what the model saw. ``prompts()`` returns them.
+
 A question's lines are written with one ``write`` and fsync'd before ``append``
 returns, so a killed process can only leave an unfinished *tail*: a torn last line
 or the first lines of its last question. Opening the store drops that tail (and
@@ -22,7 +26,7 @@ from ttrl_bench.errors import UsageError
 from ttrl_bench.types import Completion
 
 SAMPLES_FILE = "samples.jsonl"
-CORE_FIELDS = ("question_id", "sample_index", "num_samples", "text", "num_tokens", "finish_reason")
+CORE_FIELDS = ("question_id", "sample_index", "num_samples", "text", "num_tokens", "finish_reason", "prompt")
 
 
 class SampleStore:
@@ -32,6 +36,7 @@ class SampleStore:
         path = Path(path)
         self.path = path / SAMPLES_FILE if path.is_dir() else path
         self._done: dict[str, list[Completion]] = {}
+        self._prompts: dict[str, str] = {}
         if self.path.exists():
             self._load()
         else:
@@ -41,8 +46,16 @@ class SampleStore:
         """Question id -> its completions (in sample order), for every complete question."""
         return {qid: list(completions) for qid, completions in self._done.items()}
 
-    def append(self, question_id: str, completions: list[Completion], extra: dict[str, Any] | None = None) -> None:
-        """Write one question's completions durably (one write, then flush and fsync)."""
+    def prompts(self) -> dict[str, str]:
+        """Question id -> the exact prompt text the model was fed, for every stored question that has one."""
+        return dict(self._prompts)
+
+    def append(self, question_id: str, completions: list[Completion], extra: dict[str, Any] | None = None,
+               prompt: str | None = None) -> None:
+        """Write one question's completions durably (one write, then flush and fsync).
+
+        ``prompt``: the exact text the model was fed, kept on the question's first line.
+        """
         if question_id in self._done:
             raise ValueError(f"{self.path}: question {question_id!r} is already stored")
         if not completions:
@@ -60,6 +73,7 @@ class SampleStore:
                     "text": c.text,
                     "num_tokens": c.num_tokens,
                     "finish_reason": c.finish_reason,
+                    **({"prompt": prompt} if prompt is not None and j == 0 else {}),
                     **extra,
                 },
                 ensure_ascii=False,
@@ -79,6 +93,8 @@ class SampleStore:
         if created:
             _fsync_dir(self.path.parent)  # so the new file's name survives a crash too
         self._done[question_id] = list(completions)
+        if prompt is not None:
+            self._prompts[question_id] = prompt
 
     def _load(self) -> None:
         raw = self.path.read_bytes()
@@ -111,6 +127,8 @@ class SampleStore:
                     Completion(text=r["text"], num_tokens=r["num_tokens"], finish_reason=r["finish_reason"])
                     for r in pending
                 ]
+                if isinstance(pending[0].get("prompt"), str):
+                    self._prompts[qid] = pending[0]["prompt"]
                 pending = []
                 good_end = offset
         if good_end < len(raw):

@@ -42,7 +42,8 @@ class Summary:
     scores: dict[str, Stat]  # "pass@1", "maj@N", "pass@k" ...
     votes: VoteStats
     lengths: LengthStats
-    grading_timeouts: int = 0
+    grading_timeouts: int = 0  # comparisons that hit the per-call time limit (counted as "not equal")
+    grading_skipped: int = 0  # comparisons left undone when a question's grading budget ran out
     by_level: dict[str, LevelSummary] = field(default_factory=dict)  # empty when no question has a level
 
     def mean(self, metric: str) -> float:
@@ -58,7 +59,7 @@ class Summary:
             out["by_level"] = {k: {"num_questions": v.num_questions, "scores": v.scores} for k, v in self.by_level.items()}
         out["votes"] = vars(self.votes).copy()
         out["lengths"] = vars(self.lengths).copy()
-        out["grading"] = {"timeouts": self.grading_timeouts}
+        out["grading"] = {"timeouts": self.grading_timeouts, "skipped": self.grading_skipped}
         return out
 
     @classmethod
@@ -66,5 +67,6 @@ class Summary:
         return cls(
             num_questions=d["num_questions"], n=d["n"], scores=d["scores"], votes=VoteStats(**d["votes"]),
             lengths=LengthStats(**d["lengths"]), grading_timeouts=d.get("grading", {}).get("timeouts", 0),
+            grading_skipped=d.get("grading", {}).get("skipped", 0),
             by_level={k: LevelSummary(v["num_questions"], v["scores"]) for k, v in d.get("by_level", {}).items()},
         )

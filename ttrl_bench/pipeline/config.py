@@ -14,9 +14,10 @@ from ttrl_bench.demo import EMBEDDED_MODEL, EMBEDDED_NAME
 from ttrl_bench.errors import UsageError
 from ttrl_bench.measure.loop import chunk_size_for
 from ttrl_bench.measure.provenance import model_fingerprint
+from ttrl_bench.grading.grader import DEFAULT_BUDGET_SECONDS
 from ttrl_bench.sampling import BACKENDS
 from ttrl_bench.sampling.openai import ServerOptions
-from ttrl_bench.tasks import Task, get_task
+from ttrl_bench.tasks import Task, get_task, with_fields
 from ttrl_bench.types import Question, SamplingParams
 
 DEFAULT_TASK = "synth_near"
@@ -43,6 +44,8 @@ class EvalConfig:
     trust_remote_code: bool = False
     batch_size: int | None = None
     grading_timeout: float = 5.0  # seconds per math-verify call
+    grading_budget: float | None = None  # seconds of grading per question; None: the task's, else 30
+    fields: str | None = None  # --fields "question=problem,answer=solution": column mapping for one-off files
     server: ServerOptions | None = None  # --backend openai: where the servers are
     lm_eval_include_path: str | None = None  # --task lm_eval:NAME: extra lm-eval task YAML folder
 
@@ -61,6 +64,8 @@ class EvalConfig:
             raise UsageError(f"--top-p: must be in (0, 1], got {self.top_p}")
         if not (math.isfinite(self.grading_timeout) and self.grading_timeout > 0):
             raise UsageError(f"--grading-timeout: must be a positive number of seconds, got {self.grading_timeout}")
+        if self.grading_budget is not None and not (math.isfinite(self.grading_budget) and self.grading_budget > 0):
+            raise UsageError(f"--grading-budget: must be a number of seconds > 0, got {self.grading_budget}")
 
 
 def _check_int(flag: str, value: int | None, low: int, note: str = "") -> None:
@@ -123,12 +128,16 @@ class Prepared:
     chat_template: bool
     identity: dict  # what makes two runs the same run
     server: ServerOptions | None = None  # --backend openai, with the model id resolved
+    grading_budget: float = DEFAULT_BUDGET_SECONDS  # seconds of grading per question
 
 
 def prepare(cfg: EvalConfig) -> Prepared:
     task = get_task(cfg.task, lm_eval_include_path=cfg.lm_eval_include_path)
+    if cfg.fields:
+        task = with_fields(task, cfg.fields)
+    budget = cfg.grading_budget or task.grading_budget or DEFAULT_BUDGET_SECONDS
     if cfg.backend == "openai":
-        return _prepare_openai(cfg, task)
+        return replace(_prepare_openai(cfg, task), grading_budget=budget)
     if cfg.server is not None:
         raise UsageError(f"--base-url: only used with --backend openai, not {cfg.backend}")
     model_dir, default_name = resolve_model(cfg.model)
@@ -136,7 +145,8 @@ def prepare(cfg: EvalConfig) -> Prepared:
     if chat:
         _check_chat_template(model_dir, cfg.trust_remote_code)
     identity = _identity(task, questions, model_fingerprint(model_dir), cfg.backend, params, chat)
-    return Prepared(task, questions, model_dir, cfg.model_name or default_name, params, chat, identity)
+    return Prepared(task, questions, model_dir, cfg.model_name or default_name, params, chat, identity,
+                    grading_budget=budget)
 
 
 def _questions_and_sampling(cfg: EvalConfig, task: Task) -> tuple[SamplingParams, list[Question], bool]:

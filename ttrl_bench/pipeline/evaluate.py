@@ -124,7 +124,7 @@ def evaluate(
             "model_name": prep.model_name, "versions": library_versions(), "git_revision": git_revision(),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         })
-    with Grader(timeout_seconds=cfg.grading_timeout) as grader:
+    with Grader(timeout_seconds=cfg.grading_timeout, budget_seconds=prep.grading_budget) as grader:
         m = measure_into(
             run_dir, prep, prep.model_dir, cfg.backend, grader, f"{prep.task.name}: sampling", progress=progress,
             **sampler_options(cfg, prep),

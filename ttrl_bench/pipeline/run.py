@@ -156,7 +156,7 @@ def run(
     records: dict[str, Record] = {}
     maj_key = f"maj@{prep.params.n}"
 
-    with Grader(timeout_seconds=e.grading_timeout) as grader:
+    with Grader(timeout_seconds=e.grading_timeout, budget_seconds=prep.grading_budget) as grader:
         # the base model sampled max(N, votes) times, once; and once on each eval task
         records["base"] = gen.base_record(run_dir / "base", e.backend, grader, **kw)
         transfer = gen.other_bases(run_dir, e.backend, grader, **kw)

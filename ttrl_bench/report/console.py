@@ -33,5 +33,6 @@ def summary_table(record: Record, summary: Summary) -> str:
         f"vote ties: {votes.ties}; samples without an answer: {votes.no_answer_samples}; "
         f"mean length: {lengths.mean_tokens:.1f} tokens; truncated: {100 * lengths.truncation_rate:.1f}%; "
         f"grading timeouts: {summary.grading_timeouts}"
+        + (f" (+{summary.grading_skipped} comparisons skipped)" if summary.grading_skipped else "")
     )
     return "\n\n".join(out)

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ttrl_bench.tasks.checked_yaml import Section, display_path, read_yaml_mapping
 from ttrl_bench.errors import UsageError
-from ttrl_bench.types import AnswerType, SamplingParams
+from ttrl_bench.types import CHOICE_LETTERS, AnswerType, SamplingParams
 
 TASKS_ENV = "TTRL_BENCH_TASKS"
 DEFAULT_TASKS_DIR = Path(__file__).resolve().parent / "builtin"  # shipped in the wheel; ./tasks links here
@@ -24,7 +24,6 @@ DEFAULT_TASKS_DIR = Path(__file__).resolve().parent / "builtin"  # shipped in th
 BUILTIN_SPLITS = ("near", "shift")
 ANSWER_TYPES: tuple[str, ...] = ("math", "integer", "choice")
 BUILTINS: tuple[str, ...] = ("synthetic",)
-CHOICE_LETTERS = "ABCDEFGHIJ"
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_]\w*)\}")
 _SHA = re.compile(r"^[0-9a-f]{40}$")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_]*$")
@@ -114,6 +113,7 @@ class Task:
     generation: GenerationDefaults
     path: Path  # the YAML file it was read from
     choice_seed: int | None = None  # choice tasks: seed of the per-question choice shuffle
+    grading_budget: float | None = None  # seconds of grading per question (None: the Grader's default)
 
     def source_description(self) -> str:
         return self.source.describe()
@@ -163,7 +163,8 @@ def load_task_file(path: Path) -> Task:
     path = Path(path)
     file = display_path(path)
     top = Section(read_yaml_mapping(path), file, "", {
-        "name", "description", "source", "fields", "prompt", "answer_type", "generation", "choice_seed"})
+        "name", "description", "source", "fields", "prompt", "answer_type", "generation", "choice_seed",
+        "grading_budget"})
     name = top.text("name")
     if not _NAME.match(name) or name != path.stem:
         raise top.error("name", f"must equal the file name '{path.stem}' (lowercase letters, digits, '_')")
@@ -183,7 +184,46 @@ def load_task_file(path: Path) -> Task:
         generation=_read_generation(top),
         path=path,
         choice_seed=_read_choice_seed(top, answer_type),
+        grading_budget=top.number("grading_budget", None, low=0.0, low_open=True) if top.has("grading_budget") else None,
     )
+
+
+_FIELD_ROLES = ("question", "answer", "id", "level", "choices", "answer_after", "meta")
+_OPTIONAL_ROLES = ("id", "level", "answer_after", "meta")  # ROLE= (empty) drops them
+
+
+def with_fields(task: Task, mapping: str) -> Task:
+    """``task`` with columns remapped by a ``--fields`` string: ``question=problem,answer=solution``.
+
+    Roles are those of a task's ``fields``; ``choices`` and ``meta`` take several
+    columns separated by ``|`` (``choices=right|wrong1|wrong2``, correct first);
+    ``id=``, ``level=``, ``answer_after=`` or ``meta=`` with no column drop that role.
+    """
+    changes: dict[str, object] = {}
+    for item in mapping.split(","):
+        role, sep, column = (part.strip() for part in item.partition("="))
+        if not sep or not role or (not column and role not in _OPTIONAL_ROLES):
+            raise UsageError(f"--fields: {item.strip()!r} is not ROLE=COLUMN; expected e.g. question=problem,answer=solution")
+        if role not in _FIELD_ROLES:
+            raise UsageError(f"--fields: unknown role {role!r}; expected one of {', '.join(_FIELD_ROLES)}")
+        if role in changes:
+            raise UsageError(f"--fields: role {role!r} is given twice")
+        if role in ("choices", "meta"):
+            changes[role] = tuple(c.strip() for c in column.split("|") if c.strip())
+        else:
+            changes[role] = column or None  # "level=": the file has no such column
+    if task.answer_type == "choice" and ("answer" in changes or "answer_after" in changes):
+        raise UsageError(f"--fields: task {task.name} is a choice task; map its options with choices=COL1|COL2|...")
+    if task.answer_type != "choice" and "choices" in changes:
+        raise UsageError(f"--fields: choices=... is only for choice tasks; task {task.name} has answer_type {task.answer_type}")
+    if "choices" in changes and not 2 <= len(changes["choices"]) <= len(CHOICE_LETTERS):  # type: ignore[arg-type]
+        raise UsageError(f"--fields: choices must list 2 to {len(CHOICE_LETTERS)} columns, the correct one first")
+    fields = replace(task.fields, **changes)  # type: ignore[arg-type]
+    columns = fields.columns()
+    repeated = sorted({c for c in columns if columns.count(c) > 1})
+    if repeated:
+        raise UsageError(f"--fields: column {repeated[0]!r} is used for two roles")
+    return replace(task, fields=fields)
 
 
 def _read_source(top: Section) -> Source:
