@@ -15,7 +15,7 @@ from tabulate import tabulate
 from ttrl_bench.errors import UsageError
 from ttrl_bench.measure.records import Record
 from ttrl_bench.report.console import pct
-from ttrl_bench.report.stats import question_scores
+from ttrl_bench.report.stats import per_question_metric
 
 
 def vote_scores(base: Record) -> tuple[int, dict[str, float]] | None:
@@ -64,7 +64,7 @@ def generalization_table(records: Sequence[Record], *, maj_key: str, fmt: str = 
         if base is None:
             raise UsageError(f"records: no base measurement on {rec.task!r} to pair {rec.method!r} with")
         where = f"{rec.method} measured on {rec.task}"
-        p1, b1 = question_scores(rec, "pass@1"), question_scores(base, "pass@1")
+        p1, b1 = per_question_metric(rec, "pass@1"), per_question_metric(base, "pass@1")
         vs = vote_scores(base)
         vote_cell = gap_cell = "—"
         if vs is not None:
@@ -119,13 +119,13 @@ def holdout_table(records: Sequence[Record], held_out: Sequence[str], *, maj_key
     if base is None:
         raise UsageError("holdout report: no base record")
     held = sorted(held_out)
-    adapted = sorted(set(question_scores(base, "pass@1")) - set(held))
+    adapted = sorted(set(per_question_metric(base, "pass@1")) - set(held))
     parts = [("adapted (in-sample)", adapted), ("held out", held)]
-    b1, bmaj = question_scores(base, "pass@1"), question_scores(base, maj_key)
+    b1, bmaj = per_question_metric(base, "pass@1"), per_question_metric(base, maj_key)
     vs = vote_scores(base)
     rows, sentences = [], []
     for rec in records:
-        p1, pmaj = question_scores(rec, "pass@1"), question_scores(rec, maj_key)
+        p1, pmaj = per_question_metric(rec, "pass@1"), per_question_metric(rec, maj_key)
         gains = []
         for label, ids in parts:
             row = [rec.method, label, len(ids), _pts(*mean_se(p1, ids), sign=False), _pts(*mean_se(pmaj, ids), sign=False)]

@@ -15,7 +15,7 @@ from ttrl_bench.adapt.methods import display_name, sort_methods
 from ttrl_bench.errors import UsageError
 from ttrl_bench.measure.records import Record
 from ttrl_bench.report.generalization import paired_gain
-from ttrl_bench.report.stats import question_scores
+from ttrl_bench.report.stats import per_question_metric
 from ttrl_bench.report.table import Cell, PairedGain, Table
 
 ADAPTED_PART = "adapted part"
@@ -93,5 +93,5 @@ def _cell(rec: Record, base: Record, column: str, metric: str) -> PairedGain | N
                          "from the base record's; their scores are not on the same questions")
     ids = dict(_columns(rec))[column]
     where = f"leaderboard: {rec.model} / {rec.method} ({adapted_label(rec)}) on {column}"
-    mean, se, q = paired_gain(question_scores(rec, metric), question_scores(base, metric), ids, where=where)
+    mean, se, q = paired_gain(per_question_metric(rec, metric), per_question_metric(base, metric), ids, where=where)
     return PairedGain(100 * mean, 100 * se, q)
