@@ -101,5 +101,7 @@ class ProbeCallback(TrainerCallback):
             self.log.append({
                 "step": step, "kind": "eval",
                 "pass@1": scores["pass@1"]["mean"], self.maj_key: scores[self.maj_key]["mean"],
+                # standard errors over questions, so figures can shade the curve's uncertainty
+                "pass@1_stderr": scores["pass@1"]["stderr"], f"{self.maj_key}_stderr": scores[self.maj_key]["stderr"],
                 "eval_majority_ratio": m.summary["votes"]["mean_majority_ratio"],
             })
