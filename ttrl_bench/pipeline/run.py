@@ -28,6 +28,7 @@ from ttrl_bench.grading import Grader
 from ttrl_bench.measure.loop import Measurement
 from ttrl_bench.measure.provenance import git_revision, library_versions, model_fingerprint
 from ttrl_bench.measure.records import Record, write_record
+from ttrl_bench.pipeline.run_report import copy_report, curve_columns, eval_point, run_records, signal_columns, write_report
 
 
 def resolve_adapt(args, prep: Prepared) -> AdaptConfig:
@@ -77,11 +78,7 @@ def train_summary(log_rows: list[dict], maj_key: str, final: Measurement, final_
     """Diagnostics for the report: label/reward accuracy early and late, and the label-free best step."""
     train = [r for r in log_rows if r.get("kind") == "train" and "reward" in r]  # not the end-of-training summary
     evals = [r for r in log_rows if r.get("kind") == "eval"]
-    evals.append({
-        "step": final_step, "pass@1": final.summary["scores"]["pass@1"]["mean"],
-        maj_key: final.summary["scores"][maj_key]["mean"],
-        "eval_majority_ratio": final.summary["votes"]["mean_majority_ratio"],
-    })
+    evals.append(eval_point(final_step, final, maj_key))
 
     def mean_of(rows, key):
         vals = [r[key] for r in rows if key in r]
@@ -134,7 +131,7 @@ def run_from_args(args, eval_cfg) -> int:
 
     with Grader(timeout_seconds=eval_cfg.grading_timeout) as grader:
         base = measure_into(run_dir / "base", prep, prep.model_dir, eval_cfg.backend, grader, "base: sampling", **kw)
-        records["base"] = make_record(prep, base, method="base", run_dir=run_dir / "base")
+        records["base"] = make_record(prep, base, method="base", run_dir=run_dir / "base", report="../../report.md")
         write_record(records["base"], run_dir / "base" / "records")
         for method in methods:
             mdir = run_dir / method
@@ -165,15 +162,20 @@ def run_from_args(args, eval_cfg) -> int:
                 prep, m, method=method, run_dir=mdir, method_config=asdict(mcfg),
                 adapted_fingerprint=model_fingerprint(model_out),
                 extra={k: v for k, v in summary.items() if k != "evals"},
+                curve=curve_columns(base, summary["evals"], maj_key), signals=signal_columns(log_rows),
+                report="../../report.md",  # relative to the record's directory, like plots
             )
             records[method] = replace(rec, plots=["../training.png"])  # relative to the record's directory
             write_record(records[method], mdir / "records")
 
-    table = comparison_table(records, maj_key=maj_key)
-    (run_dir / "report.md").write_text(f"# {prep.model_name} on {prep.task.name}\n\n{table}\n")
+    # the report covers every method of the run directory, also those adapted by an earlier invocation
+    everything = run_records(run_dir, records)
+    table = comparison_table(everything, maj_key=maj_key)
+    write_report(run_dir, everything, maj_key=maj_key)
     if leaderboard is not None:
         for rec in records.values():
-            write_record(replace(rec, plots=_copy_plots(rec, run_dir / rec.method / "records", leaderboard)), leaderboard)
+            write_record(replace(rec, plots=_copy_plots(rec, run_dir / rec.method / "records", leaderboard),
+                                 report=copy_report(run_dir, rec, leaderboard)), leaderboard)
     print(table)
     print(f"\nrun directory: {run_dir}  (report: {run_dir / 'report.md'})")
     return 0
