@@ -64,8 +64,17 @@ def _legend(fig: Figure, axes: Iterable) -> None:
         for h, label in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(label, h)
     if handles:
-        fig.legend(list(handles.values()), list(handles), loc="outside upper center",
-                   ncols=min(4, len(handles)), frameon=False, handlelength=1.8, columnspacing=1.0)
+        ncols = min(4, len(handles))
+        labels = _row_major(list(handles), ncols)
+        fig.legend([handles[k] for k in labels], labels, loc="outside upper center",
+                   ncols=ncols, frameon=False, handlelength=1.8, columnspacing=1.0)
+
+
+def _row_major(items: list[str], ncols: int) -> list[str]:
+    """matplotlib fills legend columns top to bottom; reorder so the entries read left to right in method order."""
+    rows = -(-len(items) // ncols)
+    grid = [items[r * ncols: (r + 1) * ncols] for r in range(rows)]
+    return [row[c] for c in range(ncols) for row in grid if c < len(row)]
 
 
 def _panel_title(ax, groups: list[D.TaskRecords], group: D.TaskRecords, what: str = "") -> None:

@@ -37,11 +37,10 @@ main { max-width: 76rem; margin: 0 auto; padding: 0.5rem 1.5rem 3rem; }
 .caption { color: #555; }
 section.task { margin-top: 1.5rem; }
 section.task h2 { font-size: 1.2rem; border-bottom: 2px solid #333; padding-bottom: 0.2rem; }
-table { border-collapse: collapse; font-variant-numeric: tabular-nums; width: 100%; }
-th, td { padding: 0.3rem 0.5rem; border-bottom: 1px solid #ddd; text-align: right; }
+table { border-collapse: collapse; font-variant-numeric: tabular-nums; }  /* as wide as its content, at most the page */
+th, td { padding: 0.3rem 0.5rem; border-bottom: 1px solid #ddd; text-align: left; }  /* numbers: right, by tabulate */
 td { white-space: nowrap; }
-th:first-child, td:first-child, th.text, td.text { text-align: left; }
-td:first-child { white-space: normal; overflow-wrap: anywhere; }  /* long model names wrap, never scroll */
+td:first-child { white-space: normal; overflow-wrap: anywhere; min-width: 12rem; }  /* long names wrap, never scroll */
 th { cursor: pointer; user-select: none; background: #f4f4f4; position: sticky; top: 3.2rem; z-index: 1;
      font-weight: 600; vertical-align: bottom; }
 th[aria-sort="ascending"]::after { content: " \\25B2"; }
@@ -53,6 +52,7 @@ tbody tr:hover td { background: #fafae0; }
 figure { margin: 0; min-width: 0; }
 figure img { width: 100%; height: auto; border: 1px solid #ddd; }
 figcaption { font-size: 0.85rem; color: #333; overflow-wrap: anywhere; }
+figcaption ul { margin: 0.3rem 0 0; padding-left: 1.1rem; }
 """
 
 # Per table: clicking a header sorts that table's rows by the column. Numeric columns (flagged
@@ -178,7 +178,8 @@ def _table_html(table: Table, records: dict[tuple[str, str], Record], record_dir
         for row, raw in zip(rows, table.rows):
             row.append(_report_link(by_display.get((raw[0], raw[1])), record_dir, page_dir))
     numeric = json.dumps([kind is not str for kind in kinds])
-    text = tabulate(rows, [html.escape(h) for h in headers], tablefmt="unsafehtml", disable_numparse=True)
+    colalign = ["left" if kind is str else "right" for kind in kinds]
+    text = tabulate(rows, [html.escape(h) for h in headers], tablefmt="unsafehtml", colalign=colalign, disable_numparse=True)
     return text.replace("<table>", f'<table class="board" data-numeric="{html.escape(numeric)}">', 1)
 
 
@@ -190,8 +191,9 @@ def _figures_html(task: str, groups: list[D.TaskRecords]) -> list[str]:
     out = ['<div class="figures">']
     for kind, drawn in task_figures(groups).items():
         uri = "data:image/png;base64," + base64.b64encode(png_bytes(drawn.figure)).decode("ascii")
-        text = caption(kind, task, groups)
+        text, facts = caption(kind, task, groups)
+        items = "".join(f"<li>{esc(f)}</li>" for f in facts)
         out.append(f'<figure data-kind="{esc(kind)}"><img src="{uri}" alt="{esc(kind.replace("_", " "))} of {esc(task)}">'
-                   f"<figcaption>{esc(text)}</figcaption></figure>")
+                   f"<figcaption>{esc(text)}{f'<ul>{items}</ul>' if items else ''}</figcaption></figure>")
     out.append("</div>")
     return out

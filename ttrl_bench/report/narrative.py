@@ -101,8 +101,8 @@ def _prefix(groups: list[D.TaskRecords], group: D.TaskRecords) -> str:
     return f"{group.model}: " if len(groups) > 1 else ""
 
 
-def caption(kind: str, task: str, groups: list[D.TaskRecords]) -> str:
-    """The caption of one task figure, in words, with the numbers it shows."""
+def caption(kind: str, task: str, groups: list[D.TaskRecords]) -> tuple[str, list[str]]:
+    """The caption of one task figure in words: what it shows, and one line per fact it shows."""
     models = ", ".join(g.model for g in groups)
     if kind == "curves":
         maj = groups[0].maj_key or "maj@N"
@@ -112,8 +112,7 @@ def caption(kind: str, task: str, groups: list[D.TaskRecords]) -> str:
                 "the upper reference.")
         if endpoints:
             text += " Dotted joins: only the base and the final model were measured."
-        sentences = [_prefix(groups, g) + s for g in groups for s in method_sentences(g)]
-        return " ".join([text, *sentences])
+        return text, [_prefix(groups, g) + s for g in groups for s in method_sentences(g)]
     if kind == "pass_at_k":
         parts = []
         for g in groups:
@@ -124,9 +123,9 @@ def caption(kind: str, task: str, groups: list[D.TaskRecords]) -> str:
             values = ", ".join(f"{'base' if m == 'base' else display_name(m)} {_pts(s.y[-1])}" for m, s in series.items())
             parts.append(f"{_prefix(groups, g)}pass@{k}: {values}.")
         return (f"{models} on {task}: pass@k against k on a log axis, unbiased estimate from each question's samples, "
-                "± one standard error; a method whose curve ends below base at large k lost coverage. " + " ".join(parts))
+                "± one standard error; a method whose curve ends below base at large k lost coverage.", parts)
     if kind == "levels":
-        return f"{models} on {task}: pass@1 by level, ± one standard error over the level's questions."
+        return f"{models} on {task}: pass@1 by level, ± one standard error over the level's questions.", []
     if kind == "labels":
         parts = []
         for g in groups:
@@ -138,5 +137,5 @@ def caption(kind: str, task: str, groups: list[D.TaskRecords]) -> str:
         window = D.smoothing_window(max(steps)) if steps else 1
         return (f"{models} on {task}: label accuracy (is the majority answer right?) and majority ratio (share of the "
                 f"samples that agree with it) at each training step; faint: the raw per-step values, solid: moving "
-                f"average over {window} steps. " + " ".join(parts))
+                f"average over {window} steps.", parts)
     raise ValueError(f"unknown figure kind {kind!r}")
