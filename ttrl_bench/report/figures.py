@@ -79,7 +79,8 @@ def _row_major(items: list[str], ncols: int) -> list[str]:
 
 def _panel_title(ax, groups: list[D.TaskRecords], group: D.TaskRecords, what: str = "") -> None:
     if len(groups) > 1:
-        ax.set_title(_literal(group.model + (f": {what}" if what else "")), loc="left")
+        name = group.model if len(group.model) <= 40 else group.model[:39] + "…"  # a column is ~55 characters wide
+        ax.set_title(_literal(name + (f": {what}" if what else "")), loc="left")
 
 
 def _percent_axis(ax, label: str) -> None:
@@ -96,6 +97,7 @@ def _band(ax, s: D.Series, color: str) -> None:
 
 def draw_curves(groups: list[D.TaskRecords]) -> Drawn:
     """pass@1 (top) and maj@N (bottom) against step, every method on the same axes, from the base at step 0."""
+    groups = [g for g in groups if g.methods] or groups  # a model with only a base result has no curve
     with matplotlib.rc_context(_STYLE):
         fig = _figure(2 * len(groups), 1.25)
         axes = fig.subplots(2 * len(groups), 1, sharex=True, squeeze=False)[:, 0]
