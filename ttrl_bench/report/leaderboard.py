@@ -9,6 +9,7 @@ Two layouts share one table model:
 Scores are shown in percentage points as "mean ± standard error". The average over
 tasks is the plain mean of the task means, its standard error sqrt(sum se^2) / T
 (tasks independent); it is shown only when a model has that method on every task.
+The HTML page defaults to "long", one table per task with that task's figures (html.py).
 """
 from __future__ import annotations
 
