@@ -109,6 +109,7 @@ _JS = """
 })();
 """
 
+
 def render_page(
     tables: dict[str, Table] | Table,
     records: list[Record],
@@ -159,7 +160,7 @@ def _report_link(record: Record | None, record_dir: Path, page_dir: Path) -> str
     """A link to the record's run report, relative to the page; "—" when there is none on disk."""
     if record is None or not record.report:
         return "—"
-    target = (record_dir / record.report)
+    target = record_dir / record.report
     if not target.is_file():
         return "—"
     href = os.path.relpath(target.resolve(), page_dir.resolve()).replace(os.sep, "/")
