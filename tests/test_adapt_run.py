@@ -21,6 +21,7 @@ from ttrl_bench.adapt import train as train_module
 from ttrl_bench.measure.summary import Summary
 from ttrl_bench.pipeline.run import train_summary
 from ttrl_bench.cli import main
+from ttrl_bench.adapt.methods import display_name
 
 METHODS = ("ttrl", "leakage", "random")
 TRAIN_KEYS = ("reward", "label_accuracy", "reward_accuracy", "majority_ratio")
@@ -137,11 +138,21 @@ def test_record_per_method_names_a_label_free_best_step(full_run, method):
     assert final["num_questions"] == 8 and final["n"] == 4
     assert evals[-1]["pass@1"] == final["scores"]["pass@1"]["mean"] == rec["metrics"]["pass@1"]["mean"]
     assert evals[-1]["eval_majority_ratio"] == final["votes"]["mean_majority_ratio"]
+    # the record carries the eval curve from the base model (step 0) and the raw per-step signals
+    base = json.loads((full_run.out / "base" / "metrics.json").read_text())
+    assert rec["curve"]["step"] == [0, 2, 4]
+    assert rec["curve"]["pass@1"][0] == round(base["scores"]["pass@1"]["mean"], 5)
+    assert rec["curve"]["pass@1"][-1] == round(final["scores"]["pass@1"]["mean"], 5)
+    assert rec["signals"]["step"] == [1, 2, 3, 4] and len(rec["signals"]["label_accuracy"]) == 4
+    assert (records[0].parent / rec["report"]).resolve() == (full_run.out / "report.md").resolve()
 
 
 def test_report_has_the_comparison_table(full_run):
     report = (full_run.out / "report.md").read_text()
     assert "best step by majority ratio (label-free)" in report
+    for method in METHODS:  # one sentence per method
+        assert sum(line.startswith(f"- {display_name(method)}: pass@1 ") for line in report.splitlines()) == 1
+    assert "](figures/synth_near__curves.png)" in report and (full_run.out / "figures" / "synth_near__curves.png").is_file()
     rows = {line.split("|")[1].strip() for line in report.splitlines() if line.startswith("|")}
     assert {"base", *METHODS} <= rows
     assert len(list((full_run.out / "base" / "records").glob("*.json"))) == 1

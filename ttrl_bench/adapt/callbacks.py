@@ -104,8 +104,9 @@ class ProbeCallback(TrainerCallback):
             scores = m.summary.scores
             row = {
                 "pass@1": scores["pass@1"]["mean"], self.maj_key: scores[self.maj_key]["mean"],
+                "pass@1_stderr": scores["pass@1"]["stderr"], f"{self.maj_key}_stderr": scores[self.maj_key]["stderr"],
                 "eval_majority_ratio": m.summary.votes.mean_majority_ratio,
             }
             self.log.append({"step": step, "kind": "eval", **row})
             if self.report is not None:
-                self.report({f"{PROBE_PREFIX}{k.removeprefix('eval_')}": v for k, v in row.items()})
+                self.report({f"{PROBE_PREFIX}{k.removeprefix('eval_')}": v for k, v in row.items() if not k.endswith("_stderr")})

@@ -27,14 +27,18 @@ def add_leaderboard_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("dir", nargs="?", default="leaderboards", metavar="DIR",
                         help="directory of records, a run directory, or one record file (default: leaderboards)")
     parser.add_argument("--format", default="markdown", choices=FORMATS)
-    parser.add_argument("--layout", default="paper", choices=LAYOUTS,
+    parser.add_argument("--layout", default=None, choices=LAYOUTS,
                         help="paper: one row per model, tasks as column groups plus an average; "
-                        "long: one row per (model, task, method); transfer: rows adapted-on, columns measured-on, "
-                        "cells gain over base ± paired s.e. (run --eval-tasks / --holdout results)")
+                        "long: one row per (model, task, method) (default: long for html, paper otherwise); "
+                        "transfer: rows adapted-on, columns measured-on, cells gain over base ± paired s.e. "
+                        "(run --eval-tasks / --holdout results)")
     parser.add_argument("--metric", action="append", dest="metrics", metavar="METRIC",
                         help="pass@1 (default), pass@K or maj@N; repeat or comma-separate for several")
     parser.add_argument("-o", "--output", type=Path, metavar="FILE", help="write the table here instead of stdout")
     parser.add_argument("--plot", type=Path, metavar="PNG", help="also draw grouped bars of the first metric into PNG")
+    parser.add_argument("--figures", type=Path, metavar="OUT",
+                        help="also write paper figures per task into OUT: <task>__curves, __pass_at_k, __levels "
+                        "(tasks with levels), __labels (runs with per-step signals), each as .png and .pdf, 3.3 in wide")
     parser.set_defaults(func=run_leaderboard)
     return parser
 
@@ -42,8 +46,12 @@ def add_leaderboard_parser(subparsers) -> argparse.ArgumentParser:
 def run_leaderboard(args: argparse.Namespace) -> int:
     metrics = [m.strip() for arg in (args.metrics or ["pass@1"]) for m in arg.split(",") if m.strip()]
     records = load_records(args.dir)
+    if args.figures is not None and args.figures.exists() and not args.figures.is_dir():
+        raise UsageError(f"--figures {args.figures}: expected a directory, found a file")
+    page_dir = args.output.parent if args.output else Path(".")
     text = render_leaderboard(
-        records, args.format, metrics=metrics, layout=args.layout, record_dir=records_directory(args.dir)
+        records, args.format, metrics=metrics, layout=args.layout, record_dir=records_directory(args.dir),
+        page_dir=page_dir,
     )
     if args.output:
         args.output.parent.mkdir(parents=True, exist_ok=True)
@@ -54,6 +62,11 @@ def run_leaderboard(args: argparse.Namespace) -> int:
         from ttrl_bench.report.plots import plot_leaderboard  # matplotlib only when asked for
 
         plot_leaderboard(records, args.plot, metric=metrics[0])
+    if args.figures is not None:
+        from ttrl_bench.report.figures import write_task_figures
+
+        for path in write_task_figures(records, args.figures):
+            print(f"wrote {path}", file=sys.stderr)
     return 0
 
 

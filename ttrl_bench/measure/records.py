@@ -37,6 +37,13 @@ class Record:
     run_dir: str = ""
     plots: list[str] = field(default_factory=list)  # PNG paths, relative to the record file
     extra: dict[str, Any] = field(default_factory=dict)  # e.g. label accuracy, best step
+    # Columns over training steps, each a list aligned with its "step" list (None = not logged at that step).
+    # curve: the test-set measurements (step 0 = the base model; pass@1, maj@N and their "_stderr").
+    # signals: the per-step training diagnostics, raw (label_accuracy, majority_ratio, reward_accuracy, ...).
+    # Both are empty for the base model and for records written before they existed.
+    curve: dict[str, list] = field(default_factory=dict)
+    signals: dict[str, list] = field(default_factory=dict)
+    report: str = ""  # the run's report.md, relative to the record file ("" = none)
     schema_version: int = SCHEMA_VERSION
     # Generalization (run --eval-tasks / --holdout); records without these fields load as before.
     # ``task`` is always the task MEASURED on; ``adapted_on`` the task the model was adapted on when that

@@ -25,6 +25,7 @@ from ttrl_bench.grading import Grader
 from ttrl_bench.measure.loop import Measurement
 from ttrl_bench.measure.provenance import git_revision, library_versions, model_fingerprint
 from ttrl_bench.measure.records import Record, write_record
+from ttrl_bench.pipeline.run_report import copy_report, curve_columns, eval_point, run_records, signal_columns, write_report
 
 
 def resolve_adapt(cfg: RunConfig, prep: Prepared) -> AdaptConfig:
@@ -76,10 +77,7 @@ def train_summary(log_rows: list[dict], maj_key: str, final: Measurement, final_
 
     train = [r for r in log_rows if r.get("kind") == "train" and "reward" in r]  # not the end-of-training summary
     evals = [r for r in log_rows if r.get("kind") == "eval"]
-    evals.append({
-        "step": final_step, "pass@1": final.summary.mean("pass@1"),
-        maj_key: final.summary.mean(maj_key), "eval_majority_ratio": final.summary.votes.mean_majority_ratio,
-    })
+    evals.append(eval_point(final_step, final, maj_key))
 
     def mean_of(rows, key):
         vals = [r[key] for r in rows if key in r]
@@ -158,11 +156,12 @@ def run(
 
     with Grader(timeout_seconds=e.grading_timeout, budget_seconds=prep.grading_budget) as grader:
         # the base model sampled max(N, votes) times, once; and once on each eval task
-        records["base"] = gen.base_record(run_dir / "base", e.backend, grader, **kw)
+        records["base"] = replace(gen.base_record(run_dir / "base", e.backend, grader, **kw), report="../../report.md")
+        write_record(records["base"], run_dir / "base" / "records")
+        base = gen.base_measurement
         transfer = gen.other_bases(run_dir, e.backend, grader, **kw)
         if lm_eval_results is not None:
-            export_lm_eval(Path(lm_eval_results), prep, gen.base_measurement, prep.model_name,
-                           model_args(prep, e.backend, prep.model_dir))
+            export_lm_eval(Path(lm_eval_results), prep, base, prep.model_name, model_args(prep, e.backend, prep.model_dir))
         for method in cfg.methods:
             mdir = run_dir / method
             mdir.mkdir(parents=True, exist_ok=True)
@@ -194,7 +193,9 @@ def run(
             rec = make_record(
                 prep, m, method=method, run_dir=mdir, method_config=asdict(mcfg),
                 adapted_fingerprint=model_fingerprint(model_out),
-                extra={k: v for k, v in summary.items() if k != "evals"}, **gen.record_fields(),  # [issue 15 hook 4]
+                extra={k: v for k, v in summary.items() if k != "evals"}, **gen.record_fields(),
+                curve=curve_columns(base, summary["evals"], maj_key), signals=signal_columns(log_rows),
+                report="../../report.md",  # relative to the record's directory, like plots
             )
             records[method] = replace(rec, plots=["../training.png"])  # relative to the record's directory
             if lm_eval_results is not None:  # one lm-eval "model" per adapted copy
@@ -204,13 +205,15 @@ def run(
             # [issue 15 hook 5] the adapted model on each eval task
             transfer += gen.other_methods(run_dir, method, model_out, asdict(mcfg), e.backend, grader, **kw)
 
-    table = comparison_table(records, maj_key=maj_key)
-    table += "\n\n" + gen.report(list(records.values()), transfer, maj_key)  # [issue 15 hook 6]
-    (run_dir / "report.md").write_text(f"# {prep.model_name} on {prep.task.name}\n\n{table}\n")
+    # the report covers every method of the run directory, also those adapted by an earlier invocation
+    everything = run_records(run_dir, records)
+    table = comparison_table(everything, maj_key=maj_key)
+    write_report(run_dir, everything, maj_key=maj_key, extra=gen.report(list(records.values()), transfer, maj_key))
     if leaderboard is not None:
         lb = Path(leaderboard)
         for rec in records.values():
-            write_record(replace(rec, plots=_copy_plots(rec, run_dir / rec.method / "records", lb)), lb)
+            write_record(replace(rec, plots=_copy_plots(rec, run_dir / rec.method / "records", lb),
+                                 report=copy_report(run_dir, rec, lb)), lb)
         for rec in transfer:
             write_record(rec, lb)
     return RunResult(records, table, run_dir)

@@ -12,6 +12,7 @@ Two layouts share one table model:
 Scores are shown in percentage points as "mean ± standard error". The average over
 tasks is the plain mean of the task means, its standard error sqrt(sum se^2) / T
 (tasks independent); it is shown only when a model has that method on every task.
+The HTML page defaults to "long", one table per task with that task's figures (html.py).
 """
 from __future__ import annotations
 
@@ -40,14 +41,43 @@ def render_leaderboard(
     fmt: str,
     *,
     metrics: Sequence[str] = ("pass@1",),
-    layout: str = "paper",
+    layout: str | None = None,
     record_dir: str | Path | None = None,
+    page_dir: str | Path | None = None,
+    figures: bool = True,
 ) -> str:
-    """Render records as a leaderboard; ``record_dir`` resolves records' plot paths (html only)."""
+    """Render records as a leaderboard.
+
+    ``layout`` None: "long" for the HTML page (grouped by task, fits a screen), "paper" for the other formats.
+    html only: ``record_dir`` resolves records' report paths, links are relative to ``page_dir``
+    (the folder the page is written to), ``figures`` draws each task's figures into the page.
+    """
     if fmt not in FORMATS:
         raise UsageError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
+    layout = layout or ("long" if fmt == "html" else "paper")
     table = build_table(records, metrics=metrics, layout=layout)
-    return FORMATS[fmt](table, records, Path(record_dir or "."))
+    if fmt == "html":  # a page, not only a table: per-task sections, figures and report links need the records
+        tables = table if layout != "long" else _task_tables(records, (metrics,) if isinstance(metrics, str) else metrics)
+        return render_page(tables, records, Path(record_dir or "."), page_dir=Path(page_dir or "."), figures=figures)
+    return FORMATS[fmt](table)
+
+
+def _task_tables(records: list[Record], metrics: Sequence[str]) -> dict[str, Table]:
+    """One long table per task, with the requested metrics that task's records have."""
+    out = {}
+    for task in sorted({r.task for r in records}):
+        rows = [r for r in records if r.task == task]
+        present = [m for m in metrics if any(m in r.metrics for r in rows)]
+        if present:
+            out[task] = _without_task_column(build_table(rows, metrics=present, layout="long"))
+    return out
+
+
+def _without_task_column(table: Table) -> Table:
+    """A long table of one task, for a page section that already names the task."""
+    keep = [i for i, h in enumerate(table.headers) if h != "task"]
+    return Table(table.layout, table.metrics, tuple(table.headers[i] for i in keep), tuple(table.kinds[i] for i in keep),
+                 tuple(tuple(row[i] for i in keep) for row in table.rows))
 
 
 def build_table(records: list[Record], *, metrics: Sequence[str] = ("pass@1",), layout: str = "paper") -> Table:
@@ -278,12 +308,12 @@ def _json(table: Table) -> dict:
     }
 
 
-# The output formats registry: name -> renderer of (table, records, record directory). The CLI's
-# --format choices come from it.
-FORMATS: dict[str, Callable[[Table, list[Record], Path], str]] = {
-    "markdown": lambda table, records, where: _tabulate(table, "pipe", markdown_escape) + "\n",
-    "latex": lambda table, records, where: _tabulate(table, "latex_booktabs", str) + "\n",  # tabulate escapes LaTeX
-    "csv": lambda table, records, where: _csv(table),
-    "html": lambda table, records, where: render_page(_tabulate(table, "html", str), table, records, where),
-    "json": lambda table, records, where: json.dumps(_json(table), indent=2, ensure_ascii=False) + "\n",
+# The output formats registry: name -> renderer of a table (None: the HTML page, which render_page builds
+# from the records). The CLI's --format choices come from it.
+FORMATS: dict[str, Callable[[Table], str] | None] = {
+    "markdown": lambda table: _tabulate(table, "pipe", markdown_escape) + "\n",
+    "latex": lambda table: _tabulate(table, "latex_booktabs", str) + "\n",  # tabulate escapes LaTeX specials
+    "csv": lambda table: _csv(table),
+    "html": None,
+    "json": lambda table: json.dumps(_json(table), indent=2, ensure_ascii=False) + "\n",
 }

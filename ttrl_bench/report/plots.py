@@ -11,18 +11,16 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from ttrl_bench.report.stats import parse_metric
 from ttrl_bench.errors import UsageError
-from ttrl_bench.adapt.methods import sort_methods
+from ttrl_bench.adapt.methods import colour, display_name, sort_methods
 from ttrl_bench.measure.records import Record
 
 _EVAL_KEY = re.compile(r"(pass|maj)@[1-9][0-9]*")
 _SIGNAL_KEYS = ("label_accuracy", "reward_accuracy", "reward_mean")
-_METHOD_COLORS = {"base": "#7f7f7f", "ttrl": "#1f77b4", "leakage": "#2ca02c"}
 
 
 def plot_training(train_log: Sequence[dict], path: Path, *, title: str) -> Path:
@@ -86,8 +84,7 @@ def plot_leaderboard(records: Sequence[Record], path: Path, *, metric: str = "pa
     tasks = sorted({r.task for r in usable})
     by_key = {(r.model, r.task, r.method): r.metrics[metric] for r in usable}
 
-    cmap = matplotlib.colormaps["tab10"]
-    colors = {m: _METHOD_COLORS.get(m, cmap(3 + i % 7)) for i, m in enumerate(methods)}
+    colors = {m: colour(m) for m in methods}  # the registry's colours, as in every other figure
     fig = Figure(figsize=(max(5.0, 1.2 + 0.45 * len(tasks) * len(methods)), 2.6 * len(models) + 0.8), layout="constrained")
     axes = fig.subplots(len(models), 1, squeeze=False)[:, 0]
     width = 0.8 / len(methods)
@@ -111,7 +108,7 @@ def plot_leaderboard(records: Sequence[Record], path: Path, *, metric: str = "pa
         ax.set_title(_literal(model), fontsize="medium")
         ax.grid(axis="y", alpha=0.3)
     ordered = [m for m in methods if m in legend]
-    labels = ["TTRL" if m == "ttrl" else _literal(m) for m in ordered]
+    labels = [_literal(display_name(m)) for m in ordered]
     fig.legend([legend[m] for m in ordered], labels, loc="outside upper center", ncols=min(4, len(ordered)), fontsize="small")
     return _save(fig, path)
 
