@@ -86,6 +86,8 @@ def write_report(run_dir: Path, records: dict[str, Record], *, maj_key: str, ext
 def copy_report(run_dir: Path, record: Record, leaderboard: Path) -> str:
     """Copy RUN/report.md and its figures to LEADERBOARD/reports/<model>__<task>/; the report's path
     relative to the leaderboard's records ("" when the run has no report)."""
+    from ttrl_bench.report.figures import file_stem
+
     src = run_dir / "report.md"
     if not src.is_file():
         return ""
