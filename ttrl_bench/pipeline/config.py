@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ttrl_bench.data import data_fingerprint, load_questions
-from ttrl_bench.demo import EMBEDDED_MODEL, EMBEDDED_NAME
+from ttrl_bench.demo import EMBEDDED_MODEL, EMBEDDED_NAME, EPISODES_MODEL, EPISODES_NAME
 from ttrl_bench.errors import UsageError
 from ttrl_bench.measure.loop import chunk_size_for
 from ttrl_bench.measure.provenance import model_fingerprint
@@ -21,7 +21,7 @@ class EvalConfig:
     """What the user asked for; ``None`` means "the task's default"."""
 
     task: str = DEFAULT_TASK
-    model: str | None = None  # None: the embedded tiny model
+    model: str | None = None  # None: the task's default model (its `model:` field), else the embedded tiny model
     model_name: str | None = None  # display name in tables; default derived from the path
     backend: str = "hf"
     n: int | None = None
@@ -38,10 +38,15 @@ class EvalConfig:
     grading_timeout: float = 5.0
 
 
-def resolve_model(model: str | None) -> tuple[Path, str]:
-    """The model directory and its display name."""
+EMBEDDED = {"embedded": (EMBEDDED_MODEL, EMBEDDED_NAME), "embedded:episodes": (EPISODES_MODEL, EPISODES_NAME)}
+
+
+def resolve_model(model: str | None, task_default: str | None = None) -> tuple[Path, str]:
+    """The model directory and its display name (--model, else the task's default, else the embedded one)."""
     if model is None:
-        return EMBEDDED_MODEL, EMBEDDED_NAME
+        model = task_default or "embedded"
+    if model in EMBEDDED:
+        return EMBEDDED[model]
     path = Path(model).expanduser()
     if not path.is_dir():
         raise UsageError(
@@ -94,7 +99,7 @@ class Prepared:
 
 def prepare(cfg: EvalConfig) -> Prepared:
     task = get_task(cfg.task)
-    model_dir, default_name = resolve_model(cfg.model)
+    model_dir, default_name = resolve_model(cfg.model, task.model)
     params = resolve_sampling(task, cfg)
     questions = load_questions(task, data_path=cfg.data, limit=cfg.limit, trust_remote_code=cfg.trust_remote_code)
     if not questions:

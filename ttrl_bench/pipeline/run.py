@@ -20,7 +20,7 @@ from ttrl_bench.report.comparison import comparison_table
 from ttrl_bench.adapt.config import PAPER, TINY, AdaptConfig, paper_steps, per_device_batch, with_overrides
 from ttrl_bench.adapt.train import AdaptSpec, adapt
 from ttrl_bench.errors import UsageError
-from ttrl_bench.demo import EMBEDDED_MODEL
+from ttrl_bench.demo import EMBEDDED_MODEL, EPISODES_MODEL
 from ttrl_bench.measure.rundir import default_out_dir, open_run_dir, write_json
 from ttrl_bench.pipeline.config import Prepared, prepare
 from ttrl_bench.pipeline.evaluate import make_record, measure_into
@@ -31,8 +31,11 @@ from ttrl_bench.measure.records import Record, write_record
 
 
 def resolve_adapt(args, prep: Prepared) -> AdaptConfig:
-    embedded = prep.model_dir.resolve() == EMBEDDED_MODEL.resolve()
-    base = TINY if embedded else replace(PAPER, max_new_tokens=prep.params.max_new_tokens)
+    embedded = prep.model_dir.resolve() in (EMBEDDED_MODEL.resolve(), EPISODES_MODEL.resolve())
+    if prep.model_dir.resolve() == EPISODES_MODEL.resolve():  # the tiny profile, with the task's answer length
+        base = replace(TINY, max_new_tokens=prep.params.max_new_tokens)
+    else:
+        base = TINY if embedded else replace(PAPER, max_new_tokens=prep.params.max_new_tokens)
     cfg = with_overrides(
         base, steps=args.steps, prompts_per_step=args.prompts_per_step, samples=args.samples, votes=args.votes,
         learning_rate=args.lr, lr_scheduler=args.lr_scheduler, beta=args.beta, temperature=args.train_temperature,

@@ -21,7 +21,9 @@ from ttrl_bench.types import AnswerType, SamplingParams
 TASKS_ENV = "TTRL_BENCH_TASKS"
 DEFAULT_TASKS_DIR = Path(__file__).resolve().parent / "builtin"  # shipped in the wheel; ./tasks links here
 # the embedded generator's splits (ttrl_bench.data.synthetic.SPLIT_DIGITS; a test keeps the two equal)
-BUILTIN_SPLITS = ("near", "shift")
+BUILTIN_SPLITS = ("near", "shift", "episodes")
+# `model:` values that name a model shipped in the package rather than a path
+EMBEDDED_MODELS: tuple[str, ...] = ("embedded", "embedded:episodes")
 ANSWER_TYPES: tuple[str, ...] = ("math", "integer", "choice")
 BUILTINS: tuple[str, ...] = ("synthetic",)
 CHOICE_LETTERS = "ABCDEFGHIJ"
@@ -98,6 +100,23 @@ class GenerationDefaults:
 
 
 @dataclass(frozen=True)
+class BudgetSettings:
+    """How ``ttrl-bench budget`` forces answers out of a prefix (see ttrl_bench.measure.budget_cuts).
+
+    ``episode_marker``: a regex whose matches start a new episode (None: token budgets only);
+    ``forced_suffix``: appended after a prefix to make the model answer (also where its own
+    thinking ends, when it wrote it); ``forced_max_tokens``: length of a forced answer.
+    """
+
+    episode_marker: str | None = None
+    forced_suffix: str = "\nFinal answer: \\boxed{"
+    forced_max_tokens: int = 16
+
+    def marker_regex(self) -> "re.Pattern | None":
+        return re.compile(self.episode_marker) if self.episode_marker else None
+
+
+@dataclass(frozen=True)
 class Task:
     name: str
     description: str
@@ -108,6 +127,8 @@ class Task:
     generation: GenerationDefaults
     path: Path  # the YAML file it was read from
     choice_seed: int | None = None  # choice tasks: seed of the per-question choice shuffle
+    model: str | None = None  # default model when --model is not given: a path or an EMBEDDED_MODELS name
+    budget: BudgetSettings = BudgetSettings()
 
     def source_description(self) -> str:
         return self.source.describe()
@@ -150,7 +171,8 @@ def load_task_file(path: Path) -> Task:
     path = Path(path)
     file = display_path(path)
     top = Section(read_yaml_mapping(path), file, "", {
-        "name", "description", "source", "fields", "prompt", "answer_type", "generation", "choice_seed"})
+        "name", "description", "source", "fields", "prompt", "answer_type", "generation", "choice_seed",
+        "model", "budget"})
     name = top.text("name")
     if not _NAME.match(name) or name != path.stem:
         raise top.error("name", f"must equal the file name '{path.stem}' (lowercase letters, digits, '_')")
@@ -166,7 +188,25 @@ def load_task_file(path: Path) -> Task:
         generation=_read_generation(top),
         path=path,
         choice_seed=_read_choice_seed(top, answer_type),
+        model=top.text("model", None),
+        budget=_read_budget(top),
     )
+
+
+def _read_budget(top: Section) -> BudgetSettings:
+    if not top.has("budget"):
+        return BudgetSettings()
+    b = top.section("budget", {"episode_marker", "forced_suffix", "forced_max_tokens"})
+    marker = b.text("episode_marker", None, nullable=True)
+    if marker is not None:
+        try:
+            if re.compile(marker).match(""):
+                raise b.error("episode_marker", "must be a regex that matches some text, not the empty string")
+        except re.error as exc:
+            raise b.error("episode_marker", f"must be a valid regex ({exc})") from None
+    default = BudgetSettings()
+    return BudgetSettings(episode_marker=marker, forced_suffix=b.free_text("forced_suffix", default.forced_suffix),
+                          forced_max_tokens=b.integer("forced_max_tokens", default.forced_max_tokens, minimum=1))
 
 
 def _read_source(top: Section) -> Source:
