@@ -14,7 +14,7 @@ def add_adapt_flags(p: argparse.ArgumentParser) -> None:
         "the task's max_new_tokens).",
     )
     g.add_argument("--methods", default="ttrl,leakage",
-                   help="comma-separated: ttrl, soft-majority, self-certainty, neg-entropy, trajectory-logprob, "
+                   help="comma-separated: ttrl, ttrl+progress, progress (MRT, true labels), soft-majority, self-certainty, neg-entropy, trajectory-logprob, "
                    "leakage (true labels: the upper bound), random, format (controls). Default: ttrl,leakage")
     g.add_argument("--steps", type=int, default=None, help="optimisation steps per method")
     g.add_argument("--prompts-per-step", type=int, default=None, help="questions per step, all processes together")
@@ -32,4 +32,8 @@ def add_adapt_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--accelerate-config", type=Path, default=None, help="accelerate config file (e.g. DeepSpeed) for the launch")
     g.add_argument("--use-vllm", action="store_true", help="generate rollouts with TRL's vLLM integration (GPU path)")
     g.add_argument("--vllm-mode", default=None, choices=["colocate", "server"], help="TRL vLLM mode (server: start `trl vllm-serve` first)")
+    g.add_argument("--progress-weight", type=float, default=None,
+                   help="progress, ttrl+progress: weight of the MRT progress bonus added to the outcome reward (default 1.0)")
+    g.add_argument("--progress-answers", type=int, default=None,
+                   help="progress, ttrl+progress: forced answers per episode prefix (default 4)")
     g.add_argument("--report-to", default=None, help="TRL reporters: none, tensorboard, wandb (when installed)")

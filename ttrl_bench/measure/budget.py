@@ -60,6 +60,7 @@ def force_answers(
     questions: Sequence[Question], rendered: Sequence[str], cuts: Sequence[Sequence[SampleCuts]], *,
     settings: BudgetSettings, sampler_factory: Callable[[], Sampler], params: SamplingParams,
     answer_type: AnswerType, grader: Grader, store: SampleStore | None, progress: bool = True,
+    chunk: int | None = None,
 ) -> ForcedResult:
     """Sample ``params.n`` forced answers for every distinct prefix and grade them."""
     units: dict[str, Question] = {}
@@ -72,7 +73,7 @@ def force_answers(
     todo = list(units.values())
     start = time.perf_counter()
     answers = sample_all(todo, sampler_factory, params, chat_template=False, store=store, progress=progress,
-                         desc="forced answers")
+                         desc="forced answers", chunk=chunk)
     seconds = time.perf_counter() - start
     # grade "suffix + answer", so an answer that closes the suffix's \boxed{ is found
     graded = grader.grade_many(

@@ -69,9 +69,10 @@ def episode_cuts(ends: list[int], thinking: str, marker: re.Pattern | None) -> l
     """Cuts after episode 0 (nothing), 1, ..., E (the whole thinking); [empty, whole] without a marker."""
     cuts = [Cut(tokens=0, prefix="")]
     if marker is not None:
+        after_marker = 0  # where the previous marker ended
         for match in marker.finditer(thinking):
-            pos = match.start()
-            if pos == 0 or pos == len(cuts[-1].prefix):  # no episode before it (leading or repeated marker)
+            pos, previous, after_marker = match.start(), after_marker, match.end()
+            if pos <= previous:  # no episode before it (a leading or repeated marker)
                 continue
             tokens = sum(1 for e in ends if e <= pos)
             cuts.append(Cut(tokens=tokens, prefix=thinking[:pos]))

@@ -17,6 +17,7 @@ at the largest budget.
 """
 from __future__ import annotations
 
+import itertools
 import math
 import random
 from collections.abc import Sequence
@@ -50,8 +51,9 @@ def parallel_k(budget: float, mean_length: float) -> int:
 
 def expected_maj_at_k(classes: Sequence[int], class_correct: Sequence[bool], k: int, *, draws: int = 256,
                       seed: int = 0) -> float:
-    """Expected maj@k over k-subsets of the samples (drawn without replacement, seeded Monte Carlo;
-    exact when k = n or k = 1). The vote follows ``metrics.majority_vote``, subsets in sample order."""
+    """Expected maj@k over the k-subsets of the samples; the vote follows ``metrics.majority_vote``
+    (subsets in sample order). Exact (all subsets) when there are at most ``draws`` of them,
+    else the mean over ``draws`` subsets drawn without replacement from a seeded stream."""
     n = len(classes)
     if not 1 <= k <= n:
         raise ValueError(f"maj@k needs 1 <= k <= n={n}, got {k}")
@@ -59,6 +61,9 @@ def expected_maj_at_k(classes: Sequence[int], class_correct: Sequence[bool], k: 
         return float(majority_vote(classes, class_correct).correct)
     if k == 1:
         return sum(c >= 0 and class_correct[c] for c in classes) / n
+    if math.comb(n, k) <= draws:
+        subsets = list(itertools.combinations(range(n), k))
+        return sum(majority_vote([classes[i] for i in s], class_correct).correct for s in subsets) / len(subsets)
     rng = random.Random(seed)
     hits = 0
     for _ in range(draws):

@@ -41,6 +41,7 @@ def resolve_adapt(args, prep: Prepared) -> AdaptConfig:
         learning_rate=args.lr, lr_scheduler=args.lr_scheduler, beta=args.beta, temperature=args.train_temperature,
         max_new_tokens=args.train_max_new_tokens, eval_every=args.eval_every, vllm_mode=args.vllm_mode,
         report_to=args.report_to, seed=args.seed,
+        progress_weight=getattr(args, "progress_weight", None), progress_answers=getattr(args, "progress_answers", None),
     )
     if args.use_vllm:
         cfg = replace(cfg, use_vllm=True)
