@@ -230,3 +230,47 @@ def test_forced_answers_resume_after_an_interruption_with_the_same_results(tmp_p
     assert sum(resumed_log) == whole.units - 20  # nothing stored is sampled again
     assert resumed.j == whole.j  # and the answers are those of the uninterrupted run
     assert len(set(whole.j.values())) > 1  # (the fake sampler's noise makes that a real check)
+
+
+# --- records: the budget metrics in `check` and `leaderboard` -------------------------------
+
+def _budget_record(method: str, regrets: list[float]):
+    from ttrl_bench.measure.metrics import QuestionScore
+    from ttrl_bench.measure.records import Record
+
+    ids = [f"q{i}" for i in range(len(regrets))]
+    mean = sum(regrets) / len(regrets)
+    return Record(
+        model="m", model_fingerprint="f", task="synth_episodes", data_fingerprint="d", method=method,
+        metrics={"pass@1": {"mean": 0.5, "stderr": 0.1}, "regret": {"mean": mean, "stderr": 0.01}},
+        per_question=[QuestionScore(id=i, n=2, c=1, maj_correct=True) for i in ids], sampling={},
+        extra={"budget": {"per_question": {"regret": dict(zip(ids, regrets))}}},
+    )
+
+
+def test_check_treats_a_rise_in_regret_as_the_regression():
+    from ttrl_bench.report.gate import check
+
+    rng = random.Random(0)
+    low = [0.1 + 0.02 * rng.random() for _ in range(40)]
+    high = [x + 0.2 for x in low]
+    assert check([_budget_record("base", low)], [_budget_record("base", high)], metric="regret").exit_code == 1
+    better = check([_budget_record("base", high)], [_budget_record("base", low)], metric="regret")
+    assert better.exit_code == 0 and better.rows[0].verdict == "improvement"
+
+
+def test_budget_metric_without_budget_results_is_a_usage_error():
+    from ttrl_bench.errors import UsageError
+    from ttrl_bench.report.gate import check
+    from dataclasses import replace
+
+    bare = replace(_budget_record("base", [0.1, 0.2]), extra={})
+    with pytest.raises(UsageError, match="ttrl-bench budget"):
+        check([bare], [bare], metric="regret")
+
+
+def test_leaderboard_shows_regret_in_points():
+    from ttrl_bench.report.leaderboard import build_table
+
+    table = build_table([_budget_record("base", [0.1, 0.3])], metrics=("regret",), layout="long")
+    assert any(abs(getattr(cell, "mean", -1) - 20.0) < 1e-9 for row in table.rows for cell in row)

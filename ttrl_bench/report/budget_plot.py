@@ -33,6 +33,7 @@ def plot_budget(curves_by_name: dict[str, dict], path: Path, *, title: str) -> P
     acc_ax.axhline(100, color="#000000", linewidth=0.8, linestyle=":", label="oracle")
     for ax in (acc_ax, reg_ax):
         ax.set_xscale("symlog", linthresh=1)
+        ax.set_xlim(left=0)
         ax.set_xlabel("tokens (budget)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize="x-small", loc="best")
