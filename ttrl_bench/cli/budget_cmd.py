@@ -40,7 +40,7 @@ def cmd_budget(args) -> int:
         print(curve_table(curves))
         print(f"\nbudget directory: {out}  (figure: {out / 'budget.png'})")
         return 0
-    results = run_budget_over_run(cfg, bcfg, args.run)
+    results = run_budget_over_run(cfg, bcfg, args.run, None if args.no_leaderboard else args.leaderboard)
     for name, curves in results.items():
         print(f"\n== {name} ==\n{curve_table(curves)}")
     paired = paired_regrets(results)

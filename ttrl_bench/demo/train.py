@@ -88,11 +88,12 @@ def adder_probe(model, tokenizer) -> dict:
 
 def train_phase(model, tokenizer, rng, mix, *, steps: int, batch: int, lr: float, eval_every: int,
                 exclude: set[str], name: str, log: list, start: float,
-                examples=pretrain_examples, probe=adder_probe, checkpoint=None) -> None:
+                examples=pretrain_examples, probe=adder_probe, checkpoint=None, stop_after: int | None = None) -> None:
     """AdamW with a one-cycle schedule over ``steps`` batches of ``examples(rng, batch, mix, exclude)``.
 
-    ``checkpoint(model)``, if given, is called after each probe (the episodes recipe saves there,
-    so a run stopped early still leaves its last probed model).
+    ``checkpoint(model, log)``, if given, is called after each probe (the episodes recipe saves
+    there, so a run stopped early still leaves its last probed model). ``stop_after`` ends the
+    phase after that many steps of the ``steps``-long schedule (probed and checkpointed).
     """
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01, betas=(0.9, 0.98))
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.05)
@@ -107,11 +108,14 @@ def train_phase(model, tokenizer, rng, mix, *, steps: int, batch: int, lr: float
         sched.step()
         if step % 100 == 0:
             print(f"{name} step {step} loss {loss.item():.4f} {time.time() - start:.0f}s", flush=True)
-        if step % eval_every == 0 or step == steps:
+        last = step == steps or step == stop_after
+        if step % eval_every == 0 or last:
             log.append({"phase": name, "step": step, "loss": loss.item(), **probe(model, tokenizer)})
             print(json.dumps(log[-1]), flush=True)
             if checkpoint is not None:
                 checkpoint(model, log)
+        if step == stop_after:
+            break
 
 
 def main(argv=None) -> None:

@@ -64,6 +64,9 @@ def main(argv=None) -> None:
     ap.add_argument("--seed", type=int, default=4321)
     ap.add_argument("--threads", type=int, default=2, help="torch threads; bit-identical results need the same count")
     ap.add_argument("--eval-every", type=int, default=150)
+    ap.add_argument("--stop-after", type=int, default=None,
+                    help="end after this many steps of the --steps schedule (the shipped model: 600 of 1200, "
+                    "stopped there for time on a shared machine)")
     args = ap.parse_args(argv)
 
     torch.set_num_threads(args.threads)
@@ -85,7 +88,8 @@ def main(argv=None) -> None:
         recipe = {
             "recipe": "episodes", "arch": EPISODES_ARCH, "parameters": sum(p.numel() for p in model.parameters()),
             "batch": args.batch, "seed": args.seed, "threads": args.threads, "mix": asdict(mix),
-            "steps": args.steps, "steps_done": log[-1]["step"] if log else 0, "finished": done, "peak_lr": args.lr,
+            "steps": args.steps, "stop_after": args.stop_after, "steps_done": log[-1]["step"] if log else 0,
+            "finished": done, "peak_lr": args.lr,
             "schedule": "one-cycle, 5% warm-up", "optimizer": "AdamW(0.9, 0.98), wd 0.01, clip 1.0",
             "torch": torch.__version__, "train_seconds": round(time.time() - start, 1), "probe_log": log,
             "command": "python -m ttrl_bench.demo.train --recipe episodes " + " ".join(argv or []),
@@ -95,7 +99,7 @@ def main(argv=None) -> None:
     log: list = []
     train_phase(model, tokenizer, rng, mix, steps=args.steps, batch=args.batch, lr=args.lr, eval_every=args.eval_every,
                 exclude=exclude, name="episodes", log=log, start=start, examples=episode_examples,
-                probe=episodes_probe, checkpoint=save)
+                probe=episodes_probe, checkpoint=save, stop_after=args.stop_after)
     save(model, log, done=True)
     print(f"saved to {args.out} in {time.time() - start:.0f}s")
 

@@ -11,6 +11,7 @@ in RUN/<method>/budget-<hash>/, and a comparison with paired standard errors is 
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -128,11 +129,25 @@ def run_budget(cfg: EvalConfig, bcfg: BudgetConfig, out: Path | None = None, lea
     rec = with_budget(record, curves, str(Path("..") / Path(curves["dir"]).name / "budget.png"))
     write_record(rec, run_dir / "records")
     if leaderboard is not None:
-        write_record(replace(rec, plots=[]), leaderboard)
+        to_leaderboard(rec, run_dir / "records", leaderboard)
     return Path(curves["dir"]), curves
 
 
-def run_budget_over_run(cfg: EvalConfig, bcfg: BudgetConfig, run_dir: Path, progress: bool = True) -> dict[str, dict]:
+def to_leaderboard(rec: Record, record_dir: Path, leaderboard: Path) -> None:
+    """Write ``rec`` to the leaderboard with its plots copied next to it (paths relative to it)."""
+    plots = []
+    for rel in rec.plots:
+        src = (record_dir / rel).resolve()
+        if src.exists():
+            dest = leaderboard / "plots" / f"{Path(rec.filename).stem}-{src.name}"
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, dest)
+            plots.append(str(dest.relative_to(leaderboard)))
+    write_record(replace(rec, plots=plots), leaderboard)
+
+
+def run_budget_over_run(cfg: EvalConfig, bcfg: BudgetConfig, run_dir: Path, leaderboard: Path | None = None,
+                        progress: bool = True) -> dict[str, dict]:
     """``budget --run RUN``: every measured model of a ``run`` directory (base first)."""
     check_config(bcfg)
     prep = prepare(cfg)
@@ -162,8 +177,10 @@ def run_budget_over_run(cfg: EvalConfig, bcfg: BudgetConfig, run_dir: Path, prog
                                 progress=progress, **kw)
             curves["wall_seconds"] = time.perf_counter() - start
             for rec in load_records(sub / "records"):
-                write_record(with_budget(rec, curves, str(Path("..") / Path(curves["dir"]).name / "budget.png")),
-                             sub / "records")
+                rec = with_budget(rec, curves, str(Path("..") / Path(curves["dir"]).name / "budget.png"))
+                write_record(rec, sub / "records")
+                if leaderboard is not None:
+                    to_leaderboard(rec, sub / "records", leaderboard)
             results[name] = curves
     return results
 
