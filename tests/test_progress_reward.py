@@ -43,7 +43,8 @@ def test_progress_estimators_add_the_weighted_bonus_to_their_outcome():
 def test_episode_prefixes_follow_the_task_settings():
     assert episode_prefixes("46;47;46>46", SETTINGS) == ["", "46", "46;47", "46;47;46"]
     assert episode_prefixes("x", SETTINGS) == ["", "x"]
-    r1 = BudgetSettings(episode_marker=r"\n\nWait", forced_suffix="</think>")
+    r1 = BudgetSettings(episode_marker=r"\n\nWait", forced_suffix="\nTime is up.\n</think>\n\\boxed{",
+                        thinking_end="</think>")
     assert episode_prefixes("a\n\nWait b</think>c", r1) == ["", "a", "a\n\nWait b"]
 
 

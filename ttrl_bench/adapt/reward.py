@@ -38,7 +38,7 @@ class ProgressSettings:
 
 def episode_prefixes(text: str, settings: BudgetSettings) -> list[str]:
     """The prefixes after episode 0 (empty), 1, ..., E of a completion (see measure.budget_cuts)."""
-    thinking = thinking_part(text, settings.forced_suffix)
+    thinking = thinking_part(text, settings.end_of_thinking)
     return [c.prefix for c in episode_cuts([], thinking, settings.marker_regex())]
 
 

@@ -92,7 +92,8 @@ def main(argv=None) -> None:
             "finished": done, "peak_lr": args.lr,
             "schedule": "one-cycle, 5% warm-up", "optimizer": "AdamW(0.9, 0.98), wd 0.01, clip 1.0",
             "torch": torch.__version__, "train_seconds": round(time.time() - start, 1), "probe_log": log,
-            "command": "python -m ttrl_bench.demo.train --recipe episodes " + " ".join(argv or []),
+            "command": "python -m ttrl_bench.demo.train " + " ".join(
+                ["--recipe", "episodes", *[a for a in (argv or []) if a not in ("--recipe", "episodes", "--recipe=episodes")]]),
         }
         (args.out / "recipe.json").write_text(json.dumps(recipe, indent=2) + "\n")
 

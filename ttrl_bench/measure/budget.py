@@ -42,7 +42,7 @@ def cut_samples(tokenizer, completions: Sequence[Completion], settings: BudgetSe
     marker = settings.marker_regex()
     out = []
     for c in completions:
-        thinking = thinking_part(c.text, settings.forced_suffix)
+        thinking = thinking_part(c.text, settings.end_of_thinking)
         ends = token_ends(tokenizer, thinking)
         out.append(SampleCuts(budget_cuts(ends, thinking, list(grid)), episode_cuts(ends, thinking, marker)))
     return out

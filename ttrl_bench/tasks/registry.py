@@ -105,12 +105,19 @@ class BudgetSettings:
 
     ``episode_marker``: a regex whose matches start a new episode (None: token budgets only);
     ``forced_suffix``: appended after a prefix to make the model answer (also where its own
-    thinking ends, when it wrote it); ``forced_max_tokens``: length of a forced answer.
+    thinking ends, unless ``thinking_end`` says otherwise); ``forced_max_tokens``: length of a
+    forced answer; ``thinking_end``: the text that closes the model's own thinking (e.g.
+    ``</think>``), None = the stripped ``forced_suffix``.
     """
 
     episode_marker: str | None = None
     forced_suffix: str = "\nFinal answer: \\boxed{"
     forced_max_tokens: int = 16
+    thinking_end: str | None = None
+
+    @property
+    def end_of_thinking(self) -> str:
+        return self.thinking_end if self.thinking_end is not None else self.forced_suffix.strip()
 
     def marker_regex(self) -> "re.Pattern | None":
         return re.compile(self.episode_marker) if self.episode_marker else None
@@ -196,7 +203,7 @@ def load_task_file(path: Path) -> Task:
 def _read_budget(top: Section) -> BudgetSettings:
     if not top.has("budget"):
         return BudgetSettings()
-    b = top.section("budget", {"episode_marker", "forced_suffix", "forced_max_tokens"})
+    b = top.section("budget", {"episode_marker", "forced_suffix", "forced_max_tokens", "thinking_end"})
     marker = b.text("episode_marker", None, nullable=True)
     if marker is not None:
         try:
@@ -206,7 +213,8 @@ def _read_budget(top: Section) -> BudgetSettings:
             raise b.error("episode_marker", f"must be a valid regex ({exc})") from None
     default = BudgetSettings()
     return BudgetSettings(episode_marker=marker, forced_suffix=b.free_text("forced_suffix", default.forced_suffix),
-                          forced_max_tokens=b.integer("forced_max_tokens", default.forced_max_tokens, minimum=1))
+                          forced_max_tokens=b.integer("forced_max_tokens", default.forced_max_tokens, minimum=1),
+                          thinking_end=b.text("thinking_end", None, nullable=True))
 
 
 def _read_source(top: Section) -> Source:
