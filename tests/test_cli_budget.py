@@ -3,7 +3,6 @@ budget metrics, resuming without re-sampling, ``--run`` over a run directory, an
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 

@@ -1,7 +1,6 @@
 """``ttrl-bench budget``: budget-forced accuracy curves and cumulative regret (MRT)."""
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 
