@@ -10,6 +10,8 @@ A question is "a+b=" and its answer the decimal sum. Splits:
   answer, so the model's majority answer is often a consistent wrong one (the
   regime where the vote locks in a popular mistake and TTRL falls short of
   leakage RL);
+- ``episodes``: a 2-digit and a 1-digit operand ("47+8="), the task answered in episodes by the
+  second embedded model (its corpus: ``ttrl_bench.data.episodes``; not in the adder's held-out set);
 - pretraining corpus (``pretrain_examples``): 1-3 digit operands plus a share of
   4-digit ones, random errors (phase 1), then the same with the misconception
   (phase 2, ``MISCONCEPTION``). Test questions are excluded from it.
