@@ -233,8 +233,9 @@ def test_ttrl_reward_accuracy_can_be_high_when_the_label_is_wrong():
 def test_registry_names_and_label_freedom():
     assert set(ESTIMATORS) == {
         "ttrl", "soft-majority", "self-certainty", "neg-entropy", "leakage", "random", "format", "trajectory-logprob",
+        "ttrl+progress", "progress",
     }
-    assert [name for name, spec in ESTIMATORS.items() if not spec.label_free] == ["leakage"]
+    assert [name for name, spec in ESTIMATORS.items() if not spec.label_free] == ["leakage", "progress"]
     assert all(spec.name == name for name, spec in ESTIMATORS.items())
 
 
@@ -248,6 +249,9 @@ def test_every_estimator_can_be_called_from_its_needs():
         "logits": (logits, _full_mask(g, t)),
         "logprobs": (torch.log_softmax(logits, -1)[..., 0], _full_mask(g, t)),
         "rng": (g, random.Random(0)),
+        "progress_true": ([[0.0, 0.5, 1.0], [0.0], [0.5, 0.5], [1.0, 0.0]],),
+        "progress_vote": ([[0.0, 0.5, 1.0], [0.0], [0.5, 0.5], [1.0, 0.0]],),
+        "progress_weight": (0.5,),
     }
     for name, spec in ESTIMATORS.items():
         rewards = spec.fn(*(arg for need in spec.needs for arg in inputs[need]))

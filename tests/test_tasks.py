@@ -12,8 +12,9 @@ import yaml
 from ttrl_bench.errors import UsageError
 from ttrl_bench.tasks.registry import DEFAULT_TASKS_DIR, TASKS_ENV, Prompt, get_task, load_task_file, load_tasks
 
-SHIPPED = {"aime24", "aime25", "amc23", "math500", "gpqa_diamond", "gsm8k", "synth_near", "synth_shift"}
-REAL = SHIPPED - {"synth_near", "synth_shift"}
+SHIPPED = {"aime24", "aime25", "amc23", "math500", "gpqa_diamond", "gsm8k", "synth_near", "synth_shift",
+           "synth_episodes"}
+REAL = SHIPPED - {"synth_near", "synth_shift", "synth_episodes"}
 
 HUB_TASK = {
     "name": "demo",
@@ -56,11 +57,16 @@ def test_every_shipped_task_loads_and_validates():
             assert (task.prompt.template, task.prompt.suffix, task.prompt.chat_template) == ("{question}", "", False)
             assert task.answer_type == "integer"
             g = task.generation
-            assert (g.n, g.temperature, g.top_p, g.top_k, g.max_new_tokens) == (16, 1.0, 1.0, 0, 8)
+            # the episodes task's answers are attempts plus a vote: longer
+            length = 32 if name == "synth_episodes" else 8
+            assert (g.n, g.temperature, g.top_p, g.top_k, g.max_new_tokens) == (16, 1.0, 1.0, 0, length)
     assert tasks["math500"].fields.level == "level"
     assert tasks["gpqa_diamond"].answer_type == "choice" and tasks["gpqa_diamond"].choice_seed is not None
     assert tasks["gpqa_diamond"].fields.choices[0] == "Correct Answer"
     assert tasks["gsm8k"].fields.answer_after == "####"
+    episodes = tasks["synth_episodes"]
+    assert episodes.model == "embedded:episodes" and tasks["synth_near"].model is None
+    assert (episodes.budget.episode_marker, episodes.budget.forced_suffix) == (";", ">")
 
 
 def test_source_description_names_the_source():
@@ -226,3 +232,22 @@ def test_generation_defaults_become_sampling_params():
     params = load_tasks(DEFAULT_TASKS_DIR)["gsm8k"].generation.sampling_params(seed=3)
     assert (params.n, params.temperature, params.top_p, params.top_k, params.seed) == (16, 0.6, 0.95, 0, 3)
     assert params.max_new_tokens == 1024
+
+
+@pytest.mark.parametrize("budget,field,needle", [
+    ({"episode_marker": "(unclosed"}, "budget.episode_marker", "valid regex"),
+    ({"episode_marker": "x*"}, "budget.episode_marker", "empty string"),
+    ({"forced_max_tokens": 0}, "budget.forced_max_tokens", ">= 1"),
+    ({"forced_suffix": 3}, "budget.forced_suffix", "text"),
+    ({"marker": ";"}, "budget.marker", "unknown"),
+])
+def test_bad_budget_settings_name_the_field(tmp_path, budget, field, needle):
+    import yaml
+
+    data = yaml.safe_load((DEFAULT_TASKS_DIR / "synth_episodes.yaml").read_text())
+    data["budget"] = budget
+    path = tmp_path / "synth_episodes.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(UsageError) as info:
+        load_task_file(path)
+    assert field in str(info.value) and needle in str(info.value)

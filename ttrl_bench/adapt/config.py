@@ -34,6 +34,8 @@ class AdaptConfig:
     use_vllm: bool = False
     vllm_mode: str = "colocate"
     report_to: str = "none"
+    progress_weight: float = 1.0  # progress methods: weight of the MRT bonus
+    progress_answers: int = 4  # progress methods: forced answers per episode prefix
 
     def validate(self) -> None:
         checks = [
@@ -45,6 +47,8 @@ class AdaptConfig:
             (self.eval_every >= 1, "--eval-every", "an integer >= 1"),
             (self.max_new_tokens >= 1, "--train-max-new-tokens", "an integer >= 1"),
             (self.temperature > 0, "--train-temperature", "a positive number (RL needs sampling)"),
+            (self.progress_weight >= 0, "--progress-weight", "a number >= 0"),
+            (self.progress_answers >= 1, "--progress-answers", "an integer >= 1"),
         ]
         for ok, flag, expected in checks:
             if not ok:

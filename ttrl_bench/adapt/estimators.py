@@ -64,6 +64,45 @@ def random_reward(group_size: int, rng: random.Random, p: float = 0.5) -> list[f
     return [1.0 if rng.random() < p else 0.0 for _ in range(group_size)]
 
 
+# --- progress (MRT) -------------------------------------------------------------------------
+# A sample's "J curve" is [J_0, J_1, ..., J_E]: the share of answers forced after episode
+# 0 (the prompt alone), 1, ..., E (its whole thinking) that match a target answer (the true
+# one for `progress`, the group's majority answer for `ttrl+progress`).
+
+def progress_bonus(j_curve: Sequence[float]) -> float:
+    """MRT's progress, summed over episodes and weighted by how long each gain is held.
+
+    progress_k = J_k - J_{k-1}. Their plain sum telescopes to J_E - J_0, and J_0 is the same
+    for every sample of a group, so with one scalar reward per sample (GRPO's group-relative
+    advantage) it would only reward the final forced answer again. MRT credits progress
+    densely, per episode; the scalar that keeps that intent is the area under the J curve over
+    episodes: sum_k (E - k + 1) / (E + 1) * progress_k = mean(J_0..J_E) - J_0. Early progress
+    counts more than the same progress made late, which is what lowers cumulative regret.
+    """
+    if not j_curve:
+        raise ValueError("a J curve needs at least J_0")
+    return sum(j_curve) / len(j_curve) - j_curve[0]
+
+
+def mean_progress_per_episode(j_curve: Sequence[float]) -> float:
+    """(J_E - J_0) / E, the diagnostic logged as progress per episode (0 without episodes)."""
+    episodes = len(j_curve) - 1
+    return (j_curve[-1] - j_curve[0]) / episodes if episodes else 0.0
+
+
+def progress_reward(classes: Sequence[int], class_correct: Sequence[bool], j_curves: Sequence[Sequence[float]],
+                    weight: float) -> list[float]:
+    """MRT upper bound: 0/1 outcome against the true answer + weight * progress bonus (J against the truth)."""
+    outcome = ground_truth_reward(classes, class_correct)
+    return [o + weight * progress_bonus(c) for o, c in zip(outcome, j_curves)]
+
+
+def majority_progress_reward(classes: Sequence[int], j_curves: Sequence[Sequence[float]], weight: float) -> list[float]:
+    """Label-free: TTRL's majority outcome + weight * progress bonus (J against the majority answer)."""
+    outcome = majority_reward(classes)
+    return [o + weight * progress_bonus(c) for o, c in zip(outcome, j_curves)]
+
+
 def _check_classes(classes: Sequence[int], class_correct: Sequence[bool] | None = None) -> None:
     for cls in classes:
         if cls < -1:

@@ -20,7 +20,11 @@ from ttrl_bench.errors import UsageError
 #   logits  -> (per-token logits (G, T, V), mask (G, T)) of the policy on its own samples
 #   logprobs -> (log p of the sampled tokens (G, T), mask (G, T))
 #   rng     -> (group size, a random.Random seeded per run and process)
-Need = Literal["classes", "labels", "answers", "logits", "logprobs", "rng"]
+#   progress_true -> each sample's J curve over its episodes, forced answers judged against the true answer
+#   progress_vote -> the same, judged against the group's majority answer (label-free)
+#   progress_weight -> the weight of the progress bonus (--progress-weight)
+Need = Literal["classes", "labels", "answers", "logits", "logprobs", "rng", "progress_true", "progress_vote",
+               "progress_weight"]
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,12 @@ METHODS: dict[str, Method] = {
                control=True),
         Method("format", E.format_reward, ("answers",), True, True, "1 if an answer can be extracted: a control",
                "format", "#bcbd22", control=True),
+        Method("ttrl+progress", E.majority_progress_reward, ("classes", "progress_vote", "progress_weight"), True, False,
+               "TTRL + MRT progress bonus, forced answers judged against the majority answer (label-free)",
+               "TTRL+progress", "#8c6d31"),
+        Method("progress", E.progress_reward, ("classes", "labels", "progress_true", "progress_weight"), False, False,
+               "true-label outcome + MRT progress bonus judged against the true answer (MRT)", "progress",
+               "#d62728"),
         Method("soft-majority", E.soft_majority_reward, ("classes",), True, True,
                "share of the group giving the same answer (EMPO/SRT)", "soft-majority", "#9467bd"),
         Method("self-certainty", E.self_certainty, ("logits",), True, False,

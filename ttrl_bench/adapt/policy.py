@@ -70,5 +70,32 @@ def bind(reward: GroupReward, trainer, *, temperature: float, top_p: float, top_
             mask[i, :n] = 1
         return logits, logprobs, mask
 
+    @torch.no_grad()
+    def prober(prompt, continuations: list[str]) -> list[list[str]]:
+        """The policy's forced answers after each ``prompt + continuation`` (m each, no gradient).
+
+        The continuation is tokenised on its own and appended to the prompt's ids, as the
+        policy's own tokens followed it; one left-padded generate call for all of them.
+        """
+        model = policy()
+        m = reward.progress_answers
+        pids = _encode_prompt(tokenizer, prompt)
+        seqs = [pids + tokenizer(c, add_special_tokens=False)["input_ids"] for c in continuations]
+        width = max(map(len, seqs))
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        ids = torch.tensor([[pad] * (width - len(s)) + s for s in seqs], device=model.device)
+        attn = torch.tensor([[0] * (width - len(s)) + [1] * len(s) for s in seqs], device=model.device)
+        was_training = model.training
+        model.eval()
+        out = model.generate(
+            input_ids=ids, attention_mask=attn, do_sample=True, temperature=temperature, top_p=top_p,
+            top_k=top_k or None, max_new_tokens=reward.progress.settings.forced_max_tokens, num_return_sequences=m,
+            pad_token_id=pad,
+        )
+        model.train(was_training)
+        texts = tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)
+        return [texts[i * m : (i + 1) * m] for i in range(len(continuations))]
+
     reward.extra_sampler = extra_sampler
     reward.scorer = scorer
+    reward.prober = prober

@@ -12,23 +12,43 @@ import json
 import random
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import torch
 
 from ttrl_bench.adapt import estimators as E
 from ttrl_bench.adapt.methods import get_method
-from ttrl_bench.grading import Grader
+from ttrl_bench.grading import Grader, extract_answer
+from ttrl_bench.measure.budget_cuts import episode_cuts, thinking_part
 from ttrl_bench.measure.loop import cut_text
 from ttrl_bench.measure.metrics import majority_vote
+from ttrl_bench.tasks.registry import BudgetSettings
 from ttrl_bench.types import AnswerType
 
 ExtraSampler = Callable[[str, int], list[str]]  # (prompt, count) -> completion texts
+Prober = Callable[[str, list[str]], list[list[str]]]  # (prompt, prefixes + suffix) -> forced answers per prefix
+
+
+@dataclass(frozen=True)
+class ProgressSettings:
+    """How the progress methods force answers: the task's budget settings and the method's weight."""
+
+    settings: BudgetSettings = BudgetSettings()
+    weight: float = 1.0
+    answers: int = 4  # m forced answers per prefix
+
+
+def episode_prefixes(text: str, settings: BudgetSettings) -> list[str]:
+    """The prefixes after episode 0 (empty), 1, ..., E of a completion (see measure.budget_cuts)."""
+    thinking = thinking_part(text, settings.end_of_thinking)
+    return [c.prefix for c in episode_cuts([], thinking, settings.marker_regex())]
 
 
 class GroupReward:
     """Callable TRL reward function for one method; keeps per-step diagnostics."""
 
-    def __init__(self, method: str, *, answer_type: AnswerType, grader: Grader, group_size: int, votes: int, seed: int):
+    def __init__(self, method: str, *, answer_type: AnswerType, grader: Grader, group_size: int, votes: int, seed: int,
+                 progress: ProgressSettings | None = None):
         self.method = method
         self.spec = get_method(method, "method")
         self.answer_type = answer_type
@@ -36,7 +56,10 @@ class GroupReward:
         self.group_size = group_size
         self.votes = votes
         self.rng = random.Random(seed)
+        self.progress = progress or ProgressSettings()
+        self.progress_answers = self.progress.answers
         self.extra_sampler: ExtraSampler | None = None  # set by bind() when votes > samples
+        self.prober: Prober | None = None  # set by bind(): forced answers of the current policy
         self.scorer: Callable[[Sequence[str], Sequence[Sequence[int]]], tuple[torch.Tensor, torch.Tensor, torch.Tensor]] | None = None
         self.__name__ = f"{method}_reward"  # TRL names the reward column after it
 
@@ -80,8 +103,18 @@ class GroupReward:
         answers, classes, class_correct = judged.answers, judged.classes, judged.class_correct
         vote = majority_vote(classes, class_correct)
         truth = E.ground_truth_reward(classes[:G], class_correct) if class_correct is not None else None
-        rewards = self._estimate(classes, answers, class_correct, prompt, ids)[:G]
+        curves: dict[str, list[list[float]]] = {}
+        # the majority answer as the label-free target (its first sample's reading stands for the class)
+        targets = {"progress_true": reference, "progress_vote": answers[classes.index(vote.cls)] if vote.cls >= 0 else None}
+        for need in self.spec.needs:
+            if need in targets:
+                curves[need] = self._j_curves(prompt, texts, targets[need])
+        rewards = self._estimate(classes, answers, class_correct, prompt, ids, curves)[:G]
         diag = {"majority_ratio": vote.majority_ratio, "reward_mean": sum(rewards) / G}
+        for need, rows in curves.items():
+            diag["progress_per_episode"] = sum(E.mean_progress_per_episode(r) for r in rows) / len(rows)
+            diag["progress_bonus"] = sum(E.progress_bonus(r) for r in rows) / len(rows)
+            diag["episodes"] = sum(len(r) - 1 for r in rows) / len(rows)
         if truth is not None:
             diag["label_accuracy"] = float(vote.correct)
             if self.spec.unit_interval:  # thresholding at 0.5 means nothing for unbounded rewards
@@ -89,7 +122,27 @@ class GroupReward:
             diag["train_accuracy"] = sum(truth) / G
         return rewards, diag
 
-    def _estimate(self, classes, answers, class_correct, prompt, ids) -> list[float]:
+    def _j_curves(self, prompt, texts: list[str], target: str | None) -> list[list[float]]:
+        """J after each episode of each sample: the share of forced answers equivalent to ``target``."""
+        settings = self.progress.settings
+        prefixes = [episode_prefixes(t, settings) for t in texts]
+        if target is None:  # nobody answered: no label to make progress towards
+            return [[0.0] * len(p) for p in prefixes]
+        if self.prober is None:
+            raise RuntimeError(f"method {self.method!r} needs forced answers; bind() the reward to a trainer first")
+        distinct = list(dict.fromkeys(p for ps in prefixes for p in ps))
+        forced = self.prober(prompt, [p + settings.forced_suffix for p in distinct])
+        flat = [extract_answer(settings.forced_suffix + a, self.answer_type) for group in forced for a in group]
+        # classify the target with the forced answers: identical canonical strings first, math-verify between the rest
+        classes, _ = self.grader.classify([target, *flat], self.answer_type)
+        hits = [c == classes[0] for c in classes[1:]]
+        j, pos = {}, 0
+        for prefix, group in zip(distinct, forced):
+            j[prefix] = sum(hits[pos : pos + len(group)]) / len(group)
+            pos += len(group)
+        return [[j[p] for p in ps] for ps in prefixes]
+
+    def _estimate(self, classes, answers, class_correct, prompt, ids, curves=None) -> list[float]:
         """Call the method's estimator with what its registry entry ``needs``, in that order."""
         args: list = []
         scored = None
@@ -104,6 +157,12 @@ class GroupReward:
                 args.append(answers)
             elif need == "rng":
                 args += [len(classes), self.rng]
+            elif need in ("progress_true", "progress_vote"):
+                if curves is None or need not in curves:
+                    raise RuntimeError(f"method {self.method!r}: the J curves for {need!r} were not computed")
+                args.append(curves[need])
+            elif need == "progress_weight":
+                args.append(self.progress.weight)
             elif need in ("logits", "logprobs"):
                 if self.scorer is None or ids is None:
                     raise RuntimeError(f"method {self.method!r} needs the policy's logits; bind() the reward to a trainer first")

@@ -16,7 +16,7 @@ import torch
 from ttrl_bench.adapt.callbacks import LogCallback, ProbeCallback, ProgressCallback, TrainLog
 from ttrl_bench.adapt.config import AdaptConfig, grpo_config
 from ttrl_bench.adapt.policy import bind
-from ttrl_bench.adapt.reward import GroupReward
+from ttrl_bench.adapt.reward import GroupReward, ProgressSettings
 from ttrl_bench.data import load_questions
 from ttrl_bench.data.split import adapted_questions, split_ids
 from ttrl_bench.grading import Grader
@@ -128,6 +128,7 @@ def adapt(spec: AdaptSpec, *, progress: bool = True) -> Path:
         reward = GroupReward(
             cfg.method, answer_type=task.answer_type, grader=grader, group_size=cfg.samples,
             votes=cfg.votes, seed=cfg.seed,
+            progress=ProgressSettings(task.budget, cfg.progress_weight, cfg.progress_answers),
         )
         holder: dict = {}
 

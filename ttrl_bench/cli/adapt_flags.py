@@ -34,6 +34,10 @@ def add_adapt_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--accelerate-config", type=Path, default=None, help="accelerate config file (e.g. DeepSpeed) for the launch")
     g.add_argument("--use-vllm", action="store_true", help="generate rollouts with TRL's vLLM integration (GPU path)")
     g.add_argument("--vllm-mode", default=None, choices=list(VLLM_MODES), help="TRL vLLM mode (server: start `trl vllm-serve` first)")
+    g.add_argument("--progress-weight", type=float, default=None,
+                   help="progress, ttrl+progress: weight of the MRT progress bonus added to the outcome reward (default 1.0)")
+    g.add_argument("--progress-answers", type=int, default=None,
+                   help="progress, ttrl+progress: forced answers per episode prefix (default 4)")
     g.add_argument("--report-to", default=None,
                    help="TRL reporters (GRPOConfig.report_to): none, tensorboard, wandb, trackio, comma-separated; they get "
                    "TRL's metrics, the diagnostics (label_accuracy, reward_accuracy, majority_ratio) and the test-set "
@@ -54,7 +58,8 @@ def run_config_from_args(args: argparse.Namespace, eval_cfg: EvalConfig) -> RunC
         steps=args.steps, prompts_per_step=args.prompts_per_step, samples=args.samples, votes=args.votes,
         lr=args.lr, lr_scheduler=args.lr_scheduler, beta=args.beta, train_temperature=args.train_temperature,
         train_max_new_tokens=args.train_max_new_tokens, eval_every=args.eval_every, use_vllm=args.use_vllm,
-        vllm_mode=args.vllm_mode, report_to=args.report_to,
+        vllm_mode=args.vllm_mode, report_to=args.report_to, progress_weight=args.progress_weight,
+        progress_answers=args.progress_answers,
     )
     return RunConfig(
         eval=eval_cfg, methods=args.methods, adapt=overrides, processes=args.processes,

@@ -13,6 +13,7 @@ EPILOG = """examples:
   ttrl-bench eval --task synth_near -n 16          # measure only
   ttrl-bench eval --task math500 --model PATH --backend vllm --data math500.jsonl
   ttrl-bench tasks                                 # tasks and where their data comes from
+  ttrl-bench budget --task synth_episodes          # accuracy vs tokens, cumulative regret (MRT)
   ttrl-bench leaderboard leaderboards/ --format markdown
   ttrl-bench check --baseline leaderboards/ --run runs/<id>   # CI gate: exit 1 on a significant regression
   ttrl-bench eval --backend openai --base-url http://gpu-box:8000/v1 --model-id NAME --task math500 --data math500.jsonl
@@ -23,7 +24,7 @@ exit codes: 0 ok, 1 regression (check), 2 bad input, 3 a sampling server failed 
 def _add_eval_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--task", default=None, help="task name from `ttrl-bench tasks`, or a task YAML file "
                    "(default: synth_near, the embedded synthetic task)")
-    p.add_argument("--model", default=None, help="local model directory (default: the embedded tiny model)")
+    p.add_argument("--model", default=None, help="local model directory (default: the task's model, else the embedded tiny model)")
     p.add_argument("--model-name", default=None, help="display name in tables (default: the directory name)")
     from ttrl_bench.sampling import BACKENDS
 
@@ -150,7 +151,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_adapt_flags(p)
     p.set_defaults(func=cmd_run)
 
+    from ttrl_bench.cli.budget_cmd import add_budget_parser
     from ttrl_bench.cli.report_cmds import add_check_parser, add_leaderboard_parser
+
+    add_budget_parser(sub, _add_eval_flags)
 
     add_leaderboard_parser(sub)
     add_check_parser(sub)

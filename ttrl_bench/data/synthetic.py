@@ -10,6 +10,8 @@ A question is "a+b=" and its answer the decimal sum. Splits:
   answer, so the model's majority answer is often a consistent wrong one (the
   regime where the vote locks in a popular mistake and TTRL falls short of
   leakage RL);
+- ``episodes``: a 2-digit and a 1-digit operand ("47+8="), the task answered in episodes by the
+  second embedded model (its corpus: ``ttrl_bench.data.episodes``; not in the adder's held-out set);
 - pretraining corpus (``pretrain_examples``): 1-3 digit operands plus a share of
   4-digit ones, random errors (phase 1), then the same with the misconception
   (phase 2, ``MISCONCEPTION``). Test questions are excluded from it.
@@ -21,7 +23,9 @@ from dataclasses import dataclass
 
 TEST_SEED = 20250422  # TTRL's arXiv month; any fixed value would do
 TEST_SIZE = 100
-SPLIT_DIGITS = {"near": 3, "shift": 4}
+SPLIT_DIGITS = {"near": 3, "shift": 4, "episodes": 2}  # "episodes": see ttrl_bench.data.episodes
+SECOND_OPERAND_DIGITS = {"episodes": 1}  # splits whose second operand is shorter ("47+8=")
+ADDER_SPLITS = ("near", "shift")  # the splits the shipped adder model's recipe holds out
 
 
 @dataclass(frozen=True)
@@ -69,16 +73,18 @@ def test_split(name: str, size: int = TEST_SIZE, seed: int = TEST_SEED) -> list[
     seen: set[tuple[int, int]] = set()
     rows = []
     while len(rows) < size:
-        a, b = _operand(rng, digits), _operand(rng, digits)
+        a, b = _operand(rng, digits), _operand(rng, SECOND_OPERAND_DIGITS.get(name, digits))
         if (a, b) in seen or (name == "shift" and dropped_carry_sum(a, b) is None):
             continue
         seen.add((a, b))
         rows.append({"id": f"{name}-{len(rows):03d}", "question": f"{a}+{b}=", "answer": str(a + b), "digits": digits})
+    # (``digits`` is the first operand's length; for "episodes" the second has one digit)
     return rows
 
 
-def held_out_pairs() -> set[str]:
-    return {row["question"] for name in SPLIT_DIGITS for row in test_split(name)}
+def held_out_pairs(splits: tuple[str, ...] = ADDER_SPLITS) -> set[str]:
+    """Test prompts a pretraining corpus must not contain (default: the adder recipe's, unchanged)."""
+    return {row["question"] for name in splits for row in test_split(name)}
 
 
 def _corrupt(rng: random.Random, answer: str) -> str:

@@ -13,8 +13,9 @@ SPECIALS = ["<pad>", "<bos>", "<eos>", "<unk>"]
 CHARS = list("0123456789+= ")
 
 
-def build_tokenizer() -> PreTrainedTokenizerFast:
-    vocab = {tok: i for i, tok in enumerate(SPECIALS + CHARS)}
+def build_tokenizer(extra_chars: str = "") -> PreTrainedTokenizerFast:
+    """The adder's tokenizer; ``extra_chars`` are appended after its ids (the episodes model's markers)."""
+    vocab = {tok: i for i, tok in enumerate(SPECIALS + CHARS + [c for c in extra_chars if c not in CHARS])}
     core = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     core.pre_tokenizer = pre_tokenizers.Split(pattern="", behavior="isolated")
     core.post_processor = processors.TemplateProcessing(

@@ -35,13 +35,13 @@ ARCH = dict(
 )
 
 
-def make_model(tokenizer) -> LlamaForCausalLM:
+def make_model(tokenizer, arch: dict | None = None) -> LlamaForCausalLM:
     config = LlamaConfig(
         vocab_size=len(tokenizer),
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
-        **ARCH,
+        **(ARCH if arch is None else arch),
     )
     return LlamaForCausalLM(config)
 
@@ -82,14 +82,24 @@ def quick_eval(model, tokenizer, split: str, n: int = 16, limit: int = 64) -> di
     return {"pass@1": correct / (n * len(rows)), f"maj@{n}": maj / len(rows)}
 
 
-def train_phase(model, tokenizer, rng, mix: PretrainMix, *, steps: int, batch: int, lr: float, eval_every: int,
-                exclude: set[str], name: str, log: list, start: float) -> None:
-    """AdamW with a one-cycle schedule over ``steps`` batches of the mixture ``mix``."""
+def adder_probe(model, tokenizer) -> dict:
+    return {f"{s}/{k}": v for s in ("near", "shift") for k, v in quick_eval(model, tokenizer, s).items()}
+
+
+def train_phase(model, tokenizer, rng, mix, *, steps: int, batch: int, lr: float, eval_every: int,
+                exclude: set[str], name: str, log: list, start: float,
+                examples=pretrain_examples, probe=adder_probe, checkpoint=None, stop_after: int | None = None) -> None:
+    """AdamW with a one-cycle schedule over ``steps`` batches of ``examples(rng, batch, mix, exclude)``.
+
+    ``checkpoint(model, log)``, if given, is called after each probe (the episodes recipe saves
+    there, so a run stopped early still leaves its last probed model). ``stop_after`` ends the
+    phase after that many steps of the ``steps``-long schedule (probed and checkpointed).
+    """
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01, betas=(0.9, 0.98))
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.05)
     model.train()
     for step in range(1, steps + 1):
-        ids, labels, mask = encode_batch(tokenizer, pretrain_examples(rng, batch, mix, exclude))
+        ids, labels, mask = encode_batch(tokenizer, examples(rng, batch, mix, exclude))
         loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
         opt.zero_grad()
         loss.backward()
@@ -98,15 +108,31 @@ def train_phase(model, tokenizer, rng, mix: PretrainMix, *, steps: int, batch: i
         sched.step()
         if step % 100 == 0:
             print(f"{name} step {step} loss {loss.item():.4f} {time.time() - start:.0f}s", flush=True)
-        if step % eval_every == 0 or step == steps:
-            probe = {s: quick_eval(model, tokenizer, s) for s in ("near", "shift")}
-            log.append({"phase": name, "step": step, "loss": loss.item(),
-                        **{f"{s}/{k}": v for s, m in probe.items() for k, v in m.items()}})
+        last = step == steps or step == stop_after
+        if step % eval_every == 0 or last:
+            log.append({"phase": name, "step": step, "loss": loss.item(), **probe(model, tokenizer)})
             print(json.dumps(log[-1]), flush=True)
+            if checkpoint is not None:
+                checkpoint(model, log)
+        if step == stop_after:
+            break
 
 
 def main(argv=None) -> None:
+    import sys
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--recipe" in argv or any(a.startswith("--recipe=") for a in argv):
+        pre = argparse.ArgumentParser(add_help=False)
+        pre.add_argument("--recipe", choices=["adder", "episodes"], default="adder")
+        known, _ = pre.parse_known_args(argv)
+        if known.recipe == "episodes":  # the episodes model has its own recipe and defaults
+            from ttrl_bench.demo.train_episodes import main as train_episodes
+
+            return train_episodes(argv)
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--recipe", choices=["adder", "episodes"], default="adder",
+                    help="adder: the shipped default model; episodes: the synth_episodes model (own flags, see --recipe episodes --help)")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where to save (default: the shipped model)")
     ap.add_argument("--steps", type=int, default=3000, help="phase 1: random errors only")
     ap.add_argument("--misconception-steps", type=int, default=600, help="phase 2: the 4-digit misconception added")

@@ -10,7 +10,7 @@ from typing import Literal
 from ttrl_bench.adapt.config import check_reporters
 from ttrl_bench.adapt.methods import parse_methods
 from ttrl_bench.data import data_fingerprint, load_questions
-from ttrl_bench.demo import EMBEDDED_MODEL, EMBEDDED_NAME
+from ttrl_bench.demo import EMBEDDED_MODEL, EMBEDDED_NAME, EPISODES_MODEL, EPISODES_NAME
 from ttrl_bench.errors import UsageError
 from ttrl_bench.measure.loop import chunk_size_for
 from ttrl_bench.measure.provenance import model_fingerprint
@@ -28,8 +28,8 @@ class EvalConfig:
     """What to measure; ``None`` means "the task's default". Checked at construction (one-line errors
     that name the CLI flag), so a bad value never creates a run directory or loads a model."""
 
-    task: str = DEFAULT_TASK  # a name from ``ttrl-bench tasks``
-    model: str | None = None  # a local model directory; None: the embedded tiny model
+    task: str = DEFAULT_TASK  # a name from ``ttrl-bench tasks``, or a task YAML file
+    model: str | None = None  # a local model directory; None: the task's default model, else the embedded one
     model_name: str | None = None  # display name in tables; default derived from the path
     backend: str = "hf"  # a name from ``ttrl_bench.sampling.BACKENDS``
     n: int | None = None
@@ -85,10 +85,15 @@ def request_dict(cfg: EvalConfig) -> dict:
     return out
 
 
-def resolve_model(model: str | None) -> tuple[Path, str]:
-    """The model directory and its display name."""
+EMBEDDED = {"embedded": (EMBEDDED_MODEL, EMBEDDED_NAME), "embedded:episodes": (EPISODES_MODEL, EPISODES_NAME)}
+
+
+def resolve_model(model: str | None, task_default: str | None = None) -> tuple[Path, str]:
+    """The model directory and its display name (--model, else the task's default, else the embedded one)."""
     if model is None:
-        return EMBEDDED_MODEL, EMBEDDED_NAME
+        model = task_default or "embedded"
+    if model in EMBEDDED:
+        return EMBEDDED[model]
     path = Path(model).expanduser()
     if not path.is_dir():
         raise UsageError(
@@ -140,7 +145,7 @@ def prepare(cfg: EvalConfig) -> Prepared:
         return replace(_prepare_openai(cfg, task), grading_budget=budget)
     if cfg.server is not None:
         raise UsageError(f"--base-url: only used with --backend openai, not {cfg.backend}")
-    model_dir, default_name = resolve_model(cfg.model)
+    model_dir, default_name = resolve_model(cfg.model, task.model)
     params, questions, chat = _questions_and_sampling(cfg, task)
     if chat:
         _check_chat_template(model_dir, cfg.trust_remote_code)
@@ -240,6 +245,8 @@ class AdaptOverrides:
     use_vllm: bool = False
     vllm_mode: Literal["colocate", "server"] | None = None
     report_to: str | None = None  # TRL reporters, comma-separated: none, tensorboard, wandb, trackio
+    progress_weight: float | None = None  # progress, ttrl+progress: weight of the MRT progress bonus
+    progress_answers: int | None = None  # progress, ttrl+progress: forced answers per episode prefix
 
     def __post_init__(self) -> None:
         if self.vllm_mode is not None and self.vllm_mode not in VLLM_MODES:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ttrl_bench.report.comparison import comparison_table
 from ttrl_bench.adapt.config import PAPER, TINY, AdaptConfig, paper_steps, per_device_batch, with_overrides
-from ttrl_bench.demo import EMBEDDED_MODEL
+from ttrl_bench.demo import EMBEDDED_MODEL, EPISODES_MODEL
 from ttrl_bench.measure.rundir import default_out_dir, open_run_dir, write_json
 from ttrl_bench.pipeline.config import Prepared, RunConfig, prepare, request_dict
 from ttrl_bench.pipeline.evaluate import AUTO, export_lm_eval, make_record, measure_into, model_args, sampler_options
@@ -31,13 +31,17 @@ from ttrl_bench.pipeline.run_report import copy_report, curve_columns, eval_poin
 def resolve_adapt(cfg: RunConfig, prep: Prepared) -> AdaptConfig:
     """The adaptation settings of a run: the profile (embedded or paper), then the user's overrides."""
     o = cfg.adapt
-    embedded = prep.model_dir.resolve() == EMBEDDED_MODEL.resolve()
-    base = TINY if embedded else replace(PAPER, max_new_tokens=prep.params.max_new_tokens)
+    model = prep.model_dir.resolve()
+    if model == EPISODES_MODEL.resolve():  # the tiny profile, with the task's answer length
+        base = replace(TINY, max_new_tokens=prep.params.max_new_tokens)
+    else:
+        base = TINY if model == EMBEDDED_MODEL.resolve() else replace(PAPER, max_new_tokens=prep.params.max_new_tokens)
     adapt_cfg = with_overrides(
         base, steps=o.steps, prompts_per_step=o.prompts_per_step, samples=o.samples, votes=o.votes,
         learning_rate=o.lr, lr_scheduler=o.lr_scheduler, beta=o.beta, temperature=o.train_temperature,
         max_new_tokens=o.train_max_new_tokens, eval_every=o.eval_every, vllm_mode=o.vllm_mode,
-        report_to=o.report_to, seed=cfg.eval.seed,
+        report_to=o.report_to, seed=cfg.eval.seed, progress_weight=o.progress_weight,
+        progress_answers=o.progress_answers,
     )
     if o.use_vllm:
         adapt_cfg = replace(adapt_cfg, use_vllm=True)

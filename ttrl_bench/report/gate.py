@@ -11,10 +11,10 @@ A baseline directory with several models is narrowed to one (see ``check``).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from tabulate import tabulate
 
-from ttrl_bench.report.stats import PairedDiff, paired_difference, parse_metric, per_question_metric
+from ttrl_bench.report.stats import LOWER_IS_BETTER, PairedDiff, paired_difference, parse_metric, per_question_metric
 from ttrl_bench.errors import UsageError
 from ttrl_bench.report.leaderboard import markdown_escape
 from ttrl_bench.measure.records import Record
@@ -160,7 +160,13 @@ def _compare_pair(
     a_scores = [a[i] for i in ids]
     b_scores = [b[i] for i in ids]
     diff = paired_difference(a_scores, b_scores, n_boot=n_boot, seed=seed, alpha=2 * alpha)
-    drop_points = -100.0 * diff.mean_diff
+    if metric in LOWER_IS_BETTER:  # a rise in regret is the regression: test the mirrored scores
+        mirrored = paired_difference([-x for x in a_scores], [-x for x in b_scores], n_boot=n_boot, seed=seed,
+                                     alpha=2 * alpha)
+        diff = replace(diff, p_worse=mirrored.p_worse, p_better=mirrored.p_better)
+        drop_points = 100.0 * diff.mean_diff
+    else:
+        drop_points = -100.0 * diff.mean_diff
     if diff.p_worse < alpha and drop_points > min_effect:
         verdict = REGRESSION
     elif diff.p_better < alpha and -drop_points > min_effect:
@@ -218,6 +224,8 @@ def render_check(result: CheckResult, fmt: str = "text") -> str:
         f"{result.metric} in points; paired bootstrap over questions ({result.n_boot} resamples); "
         f"regression = one-sided p worse < {result.alpha:g} and drop > {result.min_effect:g} points"
     )
+    if result.metric in LOWER_IS_BETTER:
+        method_note += f"; {result.metric} is better when lower, so a rise is the regression"
     lines = []
     if markdown:
         mark = "❌" if n_reg else "✅"

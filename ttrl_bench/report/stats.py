@@ -38,6 +38,11 @@ from ttrl_bench.measure.records import Record
 _MAX_INDICES_PER_CHUNK = 2_000_000
 
 _METRIC_RE = re.compile(r"(pass|maj)@([1-9][0-9]*)")
+# Written by `ttrl-bench budget` (fractions, per question in record.extra["budget"]["per_question"]):
+# the forced accuracy at the largest budget, and cumulative regret vs the parallel maj@k comparator
+# and vs the oracle at that budget. Regrets are better when lower (see LOWER_IS_BETTER).
+BUDGET_METRICS = ("budget-acc", "regret", "oracle-regret")
+LOWER_IS_BETTER = frozenset({"regret", "oracle-regret"})
 
 
 @dataclass(frozen=True)
@@ -110,10 +115,14 @@ def _bootstrap_means(diffs: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
 
 
 def parse_metric(name: str, *, flag: str = "--metric") -> tuple[str, int]:
-    """'pass@4' -> ('pass', 4), 'maj@16' -> ('maj', 16); anything else is a UsageError naming ``flag``."""
+    """'pass@4' -> ('pass', 4), 'maj@16' -> ('maj', 16), 'regret' -> ('regret', 0) (a BUDGET_METRICS
+    name); anything else is a UsageError naming ``flag``."""
+    if name in BUDGET_METRICS:
+        return name, 0
     match = _METRIC_RE.fullmatch(name)
     if not match:
-        raise UsageError(f"{flag} {name!r}: expected pass@K or maj@N with a positive integer")
+        raise UsageError(f"{flag} {name!r}: expected pass@K or maj@N with a positive integer, "
+                         f"or one of {', '.join(BUDGET_METRICS)} (from `ttrl-bench budget`)")
     return match.group(1), int(match.group(2))
 
 
@@ -125,6 +134,11 @@ def per_question_metric(record: Record, metric: str) -> dict[str, float]:
     """
     kind, k = parse_metric(metric)
     label = f"record ({record.model} / {record.task} / {record.method})"
+    if kind in BUDGET_METRICS:
+        values = (record.extra.get("budget") or {}).get("per_question", {}).get(kind)
+        if not isinstance(values, dict) or not values:
+            raise UsageError(f"--metric {metric}: {label} has no budget results; run `ttrl-bench budget` on it first")
+        return {str(q): float(v) for q, v in values.items()}
     scores: dict[str, float] = {}
     for q in record.per_question:
         if q.id in scores:

@@ -21,7 +21,9 @@ from ttrl_bench.types import CHOICE_LETTERS, AnswerType, SamplingParams
 TASKS_ENV = "TTRL_BENCH_TASKS"
 DEFAULT_TASKS_DIR = Path(__file__).resolve().parent / "builtin"  # shipped in the wheel; ./tasks links here
 # the embedded generator's splits (ttrl_bench.data.synthetic.SPLIT_DIGITS; a test keeps the two equal)
-BUILTIN_SPLITS = ("near", "shift")
+BUILTIN_SPLITS = ("near", "shift", "episodes")
+# `model:` values that name a model shipped in the package rather than a path
+EMBEDDED_MODELS: tuple[str, ...] = ("embedded", "embedded:episodes")
 ANSWER_TYPES: tuple[str, ...] = ("math", "integer", "choice")
 BUILTINS: tuple[str, ...] = ("synthetic",)
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_]\w*)\}")
@@ -103,6 +105,30 @@ class GenerationDefaults:
 
 
 @dataclass(frozen=True)
+class BudgetSettings:
+    """How ``ttrl-bench budget`` forces answers out of a prefix (see ttrl_bench.measure.budget_cuts).
+
+    ``episode_marker``: a regex whose matches start a new episode (None: token budgets only);
+    ``forced_suffix``: appended after a prefix to make the model answer (also where its own
+    thinking ends, unless ``thinking_end`` says otherwise); ``forced_max_tokens``: length of a
+    forced answer; ``thinking_end``: the text that closes the model's own thinking (e.g.
+    ``</think>``), None = the stripped ``forced_suffix``.
+    """
+
+    episode_marker: str | None = None
+    forced_suffix: str = "\nFinal answer: \\boxed{"
+    forced_max_tokens: int = 16
+    thinking_end: str | None = None
+
+    @property
+    def end_of_thinking(self) -> str:
+        return self.thinking_end if self.thinking_end is not None else self.forced_suffix.strip()
+
+    def marker_regex(self) -> "re.Pattern | None":
+        return re.compile(self.episode_marker) if self.episode_marker else None
+
+
+@dataclass(frozen=True)
 class Task:
     name: str
     description: str
@@ -114,6 +140,8 @@ class Task:
     path: Path  # the YAML file it was read from
     choice_seed: int | None = None  # choice tasks: seed of the per-question choice shuffle
     grading_budget: float | None = None  # seconds of grading per question (None: the Grader's default)
+    model: str | None = None  # default model when --model is not given: a path or an EMBEDDED_MODELS name
+    budget: BudgetSettings = BudgetSettings()
 
     def source_description(self) -> str:
         return self.source.describe()
@@ -164,7 +192,7 @@ def load_task_file(path: Path) -> Task:
     file = display_path(path)
     top = Section(read_yaml_mapping(path), file, "", {
         "name", "description", "source", "fields", "prompt", "answer_type", "generation", "choice_seed",
-        "grading_budget"})
+        "grading_budget", "model", "budget"})
     name = top.text("name")
     if not _NAME.match(name) or name != path.stem:
         raise top.error("name", f"must equal the file name '{path.stem}' (lowercase letters, digits, '_')")
@@ -185,6 +213,8 @@ def load_task_file(path: Path) -> Task:
         path=path,
         choice_seed=_read_choice_seed(top, answer_type),
         grading_budget=top.number("grading_budget", None, low=0.0, low_open=True) if top.has("grading_budget") else None,
+        model=top.text("model", None),
+        budget=_read_budget(top),
     )
 
 
@@ -224,6 +254,23 @@ def with_fields(task: Task, mapping: str) -> Task:
     if repeated:
         raise UsageError(f"--fields: column {repeated[0]!r} is used for two roles")
     return replace(task, fields=fields)
+
+
+def _read_budget(top: Section) -> BudgetSettings:
+    if not top.has("budget"):
+        return BudgetSettings()
+    b = top.section("budget", {"episode_marker", "forced_suffix", "forced_max_tokens", "thinking_end"})
+    marker = b.text("episode_marker", None, nullable=True)
+    if marker is not None:
+        try:
+            if re.compile(marker).match(""):
+                raise b.error("episode_marker", "must be a regex that matches some text, not the empty string")
+        except re.error as exc:
+            raise b.error("episode_marker", f"must be a valid regex ({exc})") from None
+    default = BudgetSettings()
+    return BudgetSettings(episode_marker=marker, forced_suffix=b.free_text("forced_suffix", default.forced_suffix),
+                          forced_max_tokens=b.integer("forced_max_tokens", default.forced_max_tokens, minimum=1),
+                          thinking_end=b.text("thinking_end", None, nullable=True))
 
 
 def _read_source(top: Section) -> Source:
