@@ -1,7 +1,7 @@
 """hf vs vllm sampling throughput: ``python benchmarks/bench_sampling.py [--model DIR]``.
 
 Without ``--model`` it samples from a randomly initialised model of the embedded demo
-architecture (``ttrl_bench.demo.train.ARCH``) with the character tokenizer, built in
+architecture (``ttrl_bench.demo.training.ARCH``) with the character tokenizer, built in
 a temporary directory. Prints one table: load/engine start time, sampling time, tokens
 generated, tokens per second, and each backend's speed relative to hf.
 """
@@ -21,7 +21,7 @@ def build_random_demo_model(out: Path) -> Path:
     import torch
 
     from ttrl_bench.demo.tokenizer import build_tokenizer
-    from ttrl_bench.demo.train import make_model
+    from ttrl_bench.demo.training import make_model
 
     tokenizer = build_tokenizer()
     torch.manual_seed(0)

@@ -79,7 +79,7 @@ def build_random_model(out: Path) -> Path:
     import torch
 
     from ttrl_bench.demo.tokenizer import build_tokenizer
-    from ttrl_bench.demo.train import make_model
+    from ttrl_bench.demo.training import make_model
 
     tokenizer = build_tokenizer()
     with torch.random.fork_rng():

@@ -33,7 +33,7 @@ def subprocess_env(**extra: str) -> dict[str, str]:
     return env
 
 TINY_MODEL_SEED = 0
-# The embedded model's architecture (ttrl_bench.demo.train.ARCH), made smaller for fast tests;
+# The embedded model's architecture (ttrl_bench.demo.training.ARCH), made smaller for fast tests;
 # rms_norm_eps stays transformers' default, as the test model was first built with it.
 TINY_OVERRIDES = dict(
     hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=1, num_key_value_heads=1,
@@ -47,7 +47,7 @@ def build_tiny_model(out: Path, seed: int = TINY_MODEL_SEED) -> Path:
     from transformers import LlamaConfig, LlamaForCausalLM
 
     from ttrl_bench.demo.tokenizer import build_tokenizer
-    from ttrl_bench.demo.train import ARCH
+    from ttrl_bench.demo.training import ARCH
 
     tokenizer = build_tokenizer()
     config = LlamaConfig(

@@ -20,7 +20,7 @@ from ttrl_bench.errors import UsageError
 from ttrl_bench.measure.records import QuestionScore, Record, write_record
 from ttrl_bench.report.gate import check
 from ttrl_bench.report.leaderboard import FORMATS, build_table, render_leaderboard
-from ttrl_bench.cli.report_cmds import records_at
+from ttrl_bench.measure.records import load_records as records_at
 
 GOLDEN = Path(__file__).parent / "golden"
 EXTENSION = {"markdown": "md", "latex": "tex", "csv": "csv", "html": "html", "json": "json"}

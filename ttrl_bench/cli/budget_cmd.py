@@ -26,12 +26,12 @@ def add_budget_parser(sub, add_eval_flags) -> None:
 
 
 def cmd_budget(args) -> int:
-    from ttrl_bench.cli.main import _set_threads, eval_config_from_args
+    from ttrl_bench.cli.eval_flags import eval_config_from_args, set_threads
     from ttrl_bench.pipeline.budget import BudgetConfig, parse_budgets, run_budget, run_budget_over_run
     from ttrl_bench.report.budget_plot import comparison_table, curve_table, plot_budget
 
     cfg = eval_config_from_args(args)
-    _set_threads(args)
+    set_threads(args)
     bcfg = BudgetConfig(budgets=parse_budgets(args.budgets), forced_answers=args.forced_answers, prover=args.prover,
                         samples=args.budget_samples)
     if args.run is None:

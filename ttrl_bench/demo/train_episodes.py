@@ -22,7 +22,7 @@ from ttrl_bench.data.episodes import EXTRA_CHARS, EpisodeMix, episode_examples, 
 from ttrl_bench.data.synthetic import held_out_pairs, test_split
 from ttrl_bench.demo import EPISODES_MODEL
 from ttrl_bench.demo.tokenizer import build_tokenizer
-from ttrl_bench.demo.train import ARCH, make_model, train_phase
+from ttrl_bench.demo.training import ARCH, make_model, train_phase
 
 MAX_NEW_TOKENS = 32
 # half the adder's width (one head of 64: vLLM's CPU attention needs head_dim 64): the episodes

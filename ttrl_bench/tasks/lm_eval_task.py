@@ -20,7 +20,7 @@ from typing import Any
 
 from ttrl_bench.errors import UsageError
 from ttrl_bench.tasks.checked_yaml import Section
-from ttrl_bench.tasks.registry import (
+from ttrl_bench.tasks.schema import (
     CHOICE_LETTERS, LM_EVAL_PREFIX as PREFIX, Fields, GenerationDefaults, Prompt, Source, Task, _read_generation,
 )
 
