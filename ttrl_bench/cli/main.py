@@ -136,11 +136,24 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except UsageError as exc:
+        _discard_unfinished()
         print(f"ttrl-bench: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        _discard_unfinished()
         print("\nttrl-bench: interrupted; finished samples are saved, re-run the same command to resume", file=sys.stderr)
         return 130
+    finally:
+        from ttrl_bench.measure.rundir import release_all_run_dirs
+
+        release_all_run_dirs()  # the lock is held for the command, also when main() runs in-process
+
+
+def _discard_unfinished() -> None:
+    """A run directory this process created and left without any result would refuse the corrected rerun."""
+    from ttrl_bench.measure.rundir import discard_unfinished
+
+    discard_unfinished()
 
 
 if __name__ == "__main__":
