@@ -39,8 +39,11 @@ def _add_eval_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads (default: 1 for the embedded model, whose tiny matrices gain nothing "
                    "from threads and lose much when a core is busy; torch's default otherwise)")
-    p.add_argument("--leaderboard", type=Path, default=Path("leaderboards"), help="where to write records (default: leaderboards/)")
-    p.add_argument("--no-leaderboard", action="store_true", help="do not write leaderboard records")
+    p.add_argument("--leaderboard", type=Path, default=None,
+                   help="also publish the records into this shared directory (e.g. leaderboards/); "
+                   "default: records stay in the run directory only")
+    p.add_argument("--no-leaderboard", action="store_true",
+                   help="publish no records outside the run directory (the default; kept for scripts)")
     p.add_argument("--out", type=Path, default=None, help="run directory (default: runs/<kind>-<task>-<model>-<config hash>); re-running resumes it")
 
 
@@ -75,12 +78,24 @@ def cmd_tasks(args) -> int:
     return 0
 
 
+def leaderboard_dir(args) -> Path | None:
+    """The shared records directory, only when named; checked before anything runs."""
+    if args.leaderboard is None:
+        return None
+    if args.no_leaderboard:
+        raise UsageError("--no-leaderboard: contradicts --leaderboard; pass one of them")
+    from ttrl_bench.measure.records import check_writable_dir
+
+    check_writable_dir(args.leaderboard, "--leaderboard")
+    return args.leaderboard
+
+
 def cmd_eval(args) -> int:
     from ttrl_bench.pipeline.evaluate import run_eval
     from ttrl_bench.report.console import summary_table
 
     _set_threads(args)
-    out, m, record = run_eval(_eval_config(args), args.out, None if args.no_leaderboard else args.leaderboard)
+    out, m, record = run_eval(_eval_config(args), args.out, leaderboard_dir(args))
     print(summary_table(record, m.summary))
     print(f"\nrun directory: {out}")
     return 0
@@ -90,6 +105,7 @@ def cmd_run(args) -> int:
     from ttrl_bench.pipeline.run import run_from_args
 
     _set_threads(args)
+    args.leaderboard = leaderboard_dir(args)
     return run_from_args(args, _eval_config(args))
 
 

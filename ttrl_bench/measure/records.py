@@ -7,6 +7,7 @@ for paired statistics.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -44,8 +45,21 @@ class Record:
 
     @property
     def filename(self) -> str:
-        slug = re.sub(r"[^A-Za-z0-9._-]+", "-", self.model).strip("-") or "model"
-        return f"{slug}__{self.task}__{self.method}.json"
+        """``<slug>-<identity hash>__<task>__<method>.json``: the hash of the exact display name and the
+        model fingerprint keeps names that slug alike ("org/model", "org-model") and two models shown
+        under one name in separate files."""
+        slug = re.sub(r"[^A-Za-z0-9._-]+", "-", self.model).strip("-.")[:80] or "model"
+        identity = hashlib.sha256(f"{self.model}\0{self.model_fingerprint}".encode()).hexdigest()[:8]
+        return f"{slug}-{identity}__{_slug(self.task)}__{_slug(self.method)}.json"
+
+    @property
+    def slot(self) -> tuple[str, str, str]:
+        """What a leaderboard shows one cell for."""
+        return (self.model, self.task, self.method)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.") or "x"
 
 
 def record_from_dict(data: Any, source: str) -> Record:
@@ -98,3 +112,64 @@ def write_record(record: Record, directory: str | Path) -> Path:
         os.fsync(fh.fileno())
     os.replace(tmp, target)
     return target
+
+
+def _existing_records(directory: Path) -> dict[Path, Record]:
+    """The readable records in ``directory`` (others are left for ``leaderboard`` to complain about)."""
+    found = {}
+    for path in sorted(directory.glob("*.json")) if directory.is_dir() else []:
+        try:
+            found[path] = load_record(path)
+        except UsageError:
+            continue
+    return found
+
+
+def check_leaderboard_slots(directory: str | Path, model: str, model_fingerprint: str, task: str,
+                            methods: list[str]) -> None:
+    """Refuse, before any work, to publish a model under a name another model already has there."""
+    directory = Path(directory)
+    for path, old in _existing_records(directory).items():
+        if old.model == model and old.task == task and old.method in methods and old.model_fingerprint != model_fingerprint:
+            raise UsageError(
+                f"--leaderboard {directory}: {path.name} already holds {model!r} on {task}/{old.method} with another "
+                f"model fingerprint ({old.model_fingerprint} vs {model_fingerprint}); pass --model-name to tell "
+                "them apart, or remove that record"
+            )
+
+
+def publish_record(record: Record, directory: str | Path) -> Path:
+    """Write ``record`` into a shared leaderboard directory.
+
+    The same model (name and fingerprint) re-measured replaces its own earlier record, also one
+    written under an older file name; another model under the same name is refused (UsageError),
+    never overwritten.
+    """
+    directory = Path(directory)
+    check_leaderboard_slots(directory, record.model, record.model_fingerprint, record.task, [record.method])
+    stale = [p for p, old in _existing_records(directory).items()
+             if old.slot == record.slot and p.name != record.filename]
+    target = directory / record.filename
+    if target.exists() and target not in stale:
+        try:
+            old = load_record(target)
+        except UsageError:
+            raise UsageError(f"--leaderboard {directory}: {target.name} exists and is not a record; not overwriting it") from None
+        if (old.model, old.model_fingerprint) != (record.model, record.model_fingerprint):
+            raise UsageError(f"--leaderboard {directory}: {target.name} holds another model ({old.model!r}); not overwriting it")
+    path = write_record(record, directory)
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return path
+
+
+def check_writable_dir(directory: str | Path, flag: str) -> None:
+    """A directory we will write into later: refuse now if it is a file or cannot be created/written."""
+    directory = Path(directory)
+    probe = directory
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise UsageError(f"{flag} {directory}: {probe} is a file; expected a directory")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise UsageError(f"{flag} {directory}: {probe} is not writable")

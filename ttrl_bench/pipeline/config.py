@@ -2,6 +2,7 @@
 model, sampling parameters and the identity that makes two runs the same run."""
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -51,7 +52,27 @@ def resolve_model(model: str | None) -> tuple[Path, str]:
     if not (path / "config.json").is_file():
         # checked here, not only by the sampler: before a run directory is made or a progress bar drawn
         raise UsageError(f"--model: {model!r} has no config.json; expected a transformers model directory")
-    return path, path.resolve().name
+    return path, default_model_name(path)
+
+
+# Directory names that say where a model is, not which: "model", "checkpoint-500", a hub snapshot hash.
+_GENERIC_DIR = re.compile(
+    r"(model|models|weights|hf|final|last|best|latest|merged|output|outputs|out|export|"
+    r"(checkpoint|ckpt|step|epoch|iter)[-_]?\d*|[0-9a-f]{40})", re.I)
+
+
+def default_model_name(path: Path) -> str:
+    """A display name that tells models apart: the directory name, with its parents while they are
+    generic ("run7/checkpoint-500", "exp/final/model"); a hub cache snapshot gives "org/name"."""
+    path = path.resolve()
+    parts = [path.name]
+    parent = path.parent
+    if parent.name == "snapshots" and parent.parent.name.startswith("models--"):
+        return parent.parent.name[len("models--"):].replace("--", "/")
+    while _GENERIC_DIR.fullmatch(parts[0]) and parent != parent.parent and len(parts) < 3:
+        parts.insert(0, parent.name)
+        parent = parent.parent
+    return "/".join(parts)
 
 
 def resolve_sampling(task: Task, cfg: EvalConfig) -> SamplingParams:

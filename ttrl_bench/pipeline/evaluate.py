@@ -14,7 +14,7 @@ from ttrl_bench.grading import Grader
 from ttrl_bench.measure.loop import Measurement, measure
 from ttrl_bench.measure.metrics import question_scores
 from ttrl_bench.measure.provenance import git_revision, library_versions
-from ttrl_bench.measure.records import Record, write_record
+from ttrl_bench.measure.records import Record, check_leaderboard_slots, publish_record, write_record
 from ttrl_bench.measure.rundir import default_out_dir, open_run_dir, write_measurement
 from ttrl_bench.measure.store import SampleStore
 from ttrl_bench.pipeline.config import EvalConfig, Prepared, prepare
@@ -56,6 +56,8 @@ def measure_into(
 def run_eval(cfg: EvalConfig, out: Path | None = None, leaderboard: Path | None = None, progress: bool = True):
     """Measure, write the run directory (and a leaderboard record); return (run dir, measurement)."""
     prep = prepare(cfg)
+    if leaderboard is not None:  # a name taken by another model there: refused before the work, not after
+        check_leaderboard_slots(leaderboard, prep.model_name, prep.identity["model_fingerprint"], prep.task.name, ["base"])
     out = out or default_out_dir(prep.task.name, prep.model_name, prep.identity)
     full = {
         "identity": prep.identity,
@@ -76,5 +78,5 @@ def run_eval(cfg: EvalConfig, out: Path | None = None, leaderboard: Path | None 
     record = make_record(prep, m, method="base", run_dir=out)
     write_record(record, out / "records")
     if leaderboard is not None:
-        write_record(record, leaderboard)
+        publish_record(record, leaderboard)
     return out, m, record

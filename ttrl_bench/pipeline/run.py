@@ -27,7 +27,7 @@ from ttrl_bench.pipeline.evaluate import make_record, measure_into
 from ttrl_bench.grading import Grader
 from ttrl_bench.measure.loop import Measurement
 from ttrl_bench.measure.provenance import git_revision, library_versions, model_fingerprint
-from ttrl_bench.measure.records import Record, write_record
+from ttrl_bench.measure.records import Record, check_leaderboard_slots, publish_record, write_record
 
 
 def resolve_adapt(args, prep: Prepared) -> AdaptConfig:
@@ -120,6 +120,10 @@ def run_from_args(args, eval_cfg) -> int:
     methods = parse_methods(args.methods)
     prep = prepare(eval_cfg)
     cfg = resolve_adapt(args, prep)
+    leaderboard = args.leaderboard  # checked by the CLI (named, writable, not with --no-leaderboard)
+    if leaderboard is not None:
+        check_leaderboard_slots(leaderboard, prep.model_name, prep.identity["model_fingerprint"], prep.task.name,
+                                ["base", *methods])
     identity = {**prep.identity, "adapt": {k: v for k, v in asdict(cfg).items() if k != "method"}}
     run_dir = args.out or default_out_dir(prep.task.name, prep.model_name, identity, "run")
     open_run_dir(run_dir, identity, {
@@ -127,7 +131,6 @@ def run_from_args(args, eval_cfg) -> int:
         "versions": library_versions(), "git_revision": git_revision(),
     })
     print(f"run directory: {run_dir}", file=sys.stderr)
-    leaderboard = None if args.no_leaderboard else args.leaderboard
     kw = {"trust_remote_code": eval_cfg.trust_remote_code, "batch_size": eval_cfg.batch_size}
     records: dict[str, Record] = {}
     maj_key = f"maj@{prep.params.n}"
@@ -173,7 +176,7 @@ def run_from_args(args, eval_cfg) -> int:
     (run_dir / "report.md").write_text(f"# {prep.model_name} on {prep.task.name}\n\n{table}\n")
     if leaderboard is not None:
         for rec in records.values():
-            write_record(replace(rec, plots=_copy_plots(rec, run_dir / rec.method / "records", leaderboard)), leaderboard)
+            publish_record(replace(rec, plots=_copy_plots(rec, run_dir / rec.method / "records", leaderboard)), leaderboard)
     print(table)
     print(f"\nrun directory: {run_dir}  (report: {run_dir / 'report.md'})")
     return 0
