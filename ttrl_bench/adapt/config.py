@@ -27,6 +27,7 @@ class AdaptConfig:
     top_k: int = 0
     max_new_tokens: int = 8
     eval_every: int = 50
+    save_every: int = 50  # checkpoint interval: a kill loses at most this many steps (~20 s here)
     seed: int = 0
     use_vllm: bool = False
     vllm_mode: str = "colocate"
@@ -40,6 +41,7 @@ class AdaptConfig:
             (self.votes >= self.samples, "--votes", f"at least --samples ({self.samples})"),
             (self.learning_rate > 0, "--lr", "a positive number"),
             (self.eval_every >= 1, "--eval-every", "an integer >= 1"),
+            (self.save_every >= 1, "--save-every", "an integer >= 1"),
             (self.max_new_tokens >= 1, "--train-max-new-tokens", "an integer >= 1"),
             (self.temperature > 0, "--train-temperature", "a positive number (RL needs sampling)"),
         ]
@@ -56,6 +58,7 @@ TINY = AdaptConfig()
 PAPER = AdaptConfig(
     steps=0, prompts_per_step=8, samples=32, votes=64, learning_rate=5e-7, lr_scheduler="cosine",
     warmup_ratio=0.03, beta=0.001, temperature=1.0, top_p=1.0, max_new_tokens=3072, eval_every=20,
+    save_every=5,  # a paper step (8 prompts x 64 votes x 3072 tokens) takes about a minute on 8 GPUs
 )
 
 
@@ -117,7 +120,7 @@ def grpo_config(cfg: AdaptConfig, output_dir: str, *, processes: int, use_cpu: b
         max_steps=cfg.steps,
         logging_steps=1,
         save_strategy="steps",
-        save_steps=cfg.eval_every,
+        save_steps=cfg.save_every,
         save_total_limit=1,
         save_only_model=False,
         report_to=cfg.report_to,

@@ -96,7 +96,8 @@ def model_fingerprint(model_dir: str | Path) -> str:
     a 15 GB model is read once, then found in the digest cache until a file changes)."""
     model_dir = Path(model_dir)
     patterns = ("*.json", "*.safetensors", "*.bin", "*.model", "*.gguf", "*.txt")
-    files = sorted({p for pat in patterns for p in model_dir.glob(pat) if p.is_file()})
+    # training_args.bin: the Trainer's pickled arguments (paths, resume flags), not part of the model
+    files = sorted({p for pat in patterns for p in model_dir.glob(pat) if p.is_file() and p.name != "training_args.bin"})
     cache_path = digest_cache_path()
     cache = _read_cache(cache_path).get("files", {})
     before = dict(cache)

@@ -36,7 +36,8 @@ def resolve_adapt(args, prep: Prepared) -> AdaptConfig:
     cfg = with_overrides(
         base, steps=args.steps, prompts_per_step=args.prompts_per_step, samples=args.samples, votes=args.votes,
         learning_rate=args.lr, lr_scheduler=args.lr_scheduler, beta=args.beta, temperature=args.train_temperature,
-        max_new_tokens=args.train_max_new_tokens, eval_every=args.eval_every, vllm_mode=args.vllm_mode,
+        max_new_tokens=args.train_max_new_tokens, eval_every=args.eval_every,
+        save_every=getattr(args, "save_every", None), vllm_mode=args.vllm_mode,
         report_to=args.report_to, seed=args.seed,
     )
     if args.use_vllm:
@@ -124,7 +125,8 @@ def run_from_args(args, eval_cfg) -> int:
     if leaderboard is not None:
         check_leaderboard_slots(leaderboard, prep.model_name, prep.identity["model_fingerprint"], prep.task.name,
                                 ["base", *methods])
-    identity = {**prep.identity, "adapt": {k: v for k, v in asdict(cfg).items() if k != "method"}}
+    # save_every changes when checkpoints are written, never what is trained: not part of the run's identity
+    identity = {**prep.identity, "adapt": {k: v for k, v in asdict(cfg).items() if k not in ("method", "save_every")}}
     run_dir = args.out or default_out_dir(prep.task.name, prep.model_name, identity, "run")
     open_run_dir(run_dir, identity, {
         "identity": identity, "request": {**vars(args), "func": None}, "model_dir": str(prep.model_dir),
