@@ -48,6 +48,29 @@ class AdaptConfig:
         for ok, flag, expected in checks:
             if not ok:
                 raise UsageError(f"{flag}: must be {expected}")
+        for flag, value in (("--lr", self.learning_rate), ("--beta", self.beta), ("--train-temperature", self.temperature)):
+            if not math.isfinite(value):
+                raise UsageError(f"{flag}: must be a finite number, got {value}")
+        self._check_library_names()
+
+    def _check_library_names(self) -> None:
+        """Names transformers would reject only after the base model was measured."""
+        from transformers import SchedulerType
+        from transformers.integrations import get_available_reporting_integrations
+        from transformers.integrations.integration_utils import INTEGRATION_TO_CALLBACK
+
+        schedulers = [s.value for s in SchedulerType]
+        if self.lr_scheduler not in schedulers:
+            raise UsageError(f"--lr-scheduler: unknown scheduler {self.lr_scheduler!r}; expected one of {', '.join(schedulers)}")
+        installed = get_available_reporting_integrations()
+        for name in filter(None, (part.strip() for part in self.report_to.split(","))):
+            if name in ("none", "all"):
+                continue
+            if name not in INTEGRATION_TO_CALLBACK:
+                raise UsageError(f"--report-to: unknown reporter {name!r}; expected none, all or one of "
+                                 f"{', '.join(sorted(INTEGRATION_TO_CALLBACK))}")
+            if name not in installed:
+                raise UsageError(f"--report-to: {name!r} is not installed here (installed: {', '.join(installed) or 'none'})")
 
 
 # Defaults: the embedded tiny model, and the paper's recipe for real models (CONTEXT.md section 1),

@@ -18,6 +18,15 @@ EPILOG = """examples:
 exit codes: 0 ok, 1 regression (check), 2 bad input."""
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad flag is one line on stderr and exit 2, like every other user error
+    (argparse prints its whole usage first; `--help` still shows it)."""
+
+    def error(self, message: str):
+        where = self.prog.removeprefix("ttrl-bench").strip()
+        self.exit(2, f"ttrl-bench: error: {where + ': ' if where else ''}{message}\n")
+
+
 def _add_eval_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--task", default=None, help="task name from `ttrl-bench tasks` (default: synth_near, the embedded synthetic task)")
     p.add_argument("--model", default=None, help="local model directory (default: the embedded tiny model)")
@@ -45,6 +54,8 @@ def _add_eval_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-leaderboard", action="store_true",
                    help="publish no records outside the run directory (the default; kept for scripts)")
     p.add_argument("--out", type=Path, default=None, help="run directory (default: runs/<kind>-<task>-<model>-<config hash>); re-running resumes it")
+    p.add_argument("--verbose", action="store_true",
+                   help="let libraries log (datasets, transformers, TRL, vLLM INFO/WARNING); default: quiet")
 
 
 def _eval_config(args):
@@ -90,12 +101,22 @@ def leaderboard_dir(args) -> Path | None:
     return args.leaderboard
 
 
+def _check_out(args) -> None:
+    """--out that is a file or cannot be created: refused before the model is even fingerprinted."""
+    if args.out is not None:
+        from ttrl_bench.measure.records import check_writable_dir
+
+        check_writable_dir(args.out, "--out")
+
+
 def cmd_eval(args) -> int:
+    _check_out(args)
+    leaderboard = leaderboard_dir(args)
     from ttrl_bench.pipeline.evaluate import run_eval
     from ttrl_bench.report.console import summary_table
 
     _set_threads(args)
-    out, m, record = run_eval(_eval_config(args), args.out, leaderboard_dir(args))
+    out, m, record = run_eval(_eval_config(args), args.out, leaderboard)
     print(summary_table(record, m.summary))
     print(f"\nrun directory: {out}")
     return 0
@@ -104,13 +125,14 @@ def cmd_eval(args) -> int:
 def cmd_run(args) -> int:
     from ttrl_bench.pipeline.run import run_from_args
 
-    _set_threads(args)
+    _check_out(args)
     args.leaderboard = leaderboard_dir(args)
+    _set_threads(args)
     return run_from_args(args, _eval_config(args))
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="ttrl-bench",
         description="Measure test-time RL: pass@1 (avg@N), maj@N and pass@k with error bars; TTRL adaptation "
         "against the base model and the leakage-RL upper bound; leaderboards and a CI regression gate.",
@@ -147,9 +169,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")  # keep vLLM's INFO lines out of the results
-    args = build_parser().parse_args(argv)
     try:
+        args = build_parser().parse_args(argv)
+        from ttrl_bench.cli.noise import quiet_libraries
+
+        quiet_libraries(verbose=getattr(args, "verbose", False))
         return args.func(args)
     except UsageError as exc:
         _discard_unfinished()

@@ -14,7 +14,7 @@ from pathlib import Path
 from ttrl_bench.report.gate import check, render_check
 from ttrl_bench.errors import UsageError
 from ttrl_bench.report.leaderboard import FORMATS, LAYOUTS, render_leaderboard
-from ttrl_bench.measure.records import Record, load_record, load_records
+from ttrl_bench.measure.records import Record, check_writable_dir, load_record, load_records
 
 
 def records_directory(path: str | Path) -> Path:
@@ -67,15 +67,29 @@ def add_leaderboard_parser(subparsers) -> argparse.ArgumentParser:
     return parser
 
 
+def _check_output_file(path: Path | None, flag: str) -> None:
+    """An output file's place, checked before any work: not a directory, its folder creatable and writable."""
+    if path is None:
+        return
+    if path.is_dir():
+        raise UsageError(f"{flag} {path}: is a directory; expected a file name")
+    check_writable_dir(path.parent, flag)
+
+
 def run_leaderboard(args: argparse.Namespace) -> int:
+    _check_output_file(args.output, "-o/--output")
+    _check_output_file(args.plot, "--plot")
     metrics = [m.strip() for arg in (args.metrics or ["pass@1"]) for m in arg.split(",") if m.strip()]
     records = records_at(args.dir)
     text = render_leaderboard(
         records, args.format, metrics=metrics, layout=args.layout, record_dir=records_directory(args.dir)
     )
     if args.output:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(text, encoding="utf-8")
+        try:
+            args.output.parent.mkdir(parents=True, exist_ok=True)
+            args.output.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"-o/--output {args.output}: cannot write ({exc.strerror})") from None
     else:
         sys.stdout.write(text)
     if args.plot:
@@ -111,6 +125,12 @@ def add_check_parser(subparsers) -> argparse.ArgumentParser:
 
 def run_check(args: argparse.Namespace) -> int:
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:  # exit 1 means "regression" to CI: a summary we cannot write must be 2, and found first
+        try:
+            with open(summary, "a", encoding="utf-8"):
+                pass
+        except OSError as exc:
+            raise UsageError(f"GITHUB_STEP_SUMMARY {summary}: cannot append to it ({exc.strerror})") from None
     try:
         result = check(
             records_at(args.baseline), records_at(args.run),
@@ -127,8 +147,11 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 def _append(path: str, text: str) -> None:
-    with open(path, "a", encoding="utf-8") as fh:
-        fh.write(text + "\n")
+    try:
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(text + "\n")
+    except OSError as exc:
+        raise UsageError(f"GITHUB_STEP_SUMMARY {path}: cannot append to it ({exc.strerror})") from None
 
 
 def _quote(message: str) -> str:

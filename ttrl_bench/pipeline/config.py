@@ -2,6 +2,7 @@
 model, sampling parameters and the identity that makes two runs the same run."""
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -55,6 +56,45 @@ def resolve_model(model: str | None) -> tuple[Path, str]:
     return path, default_model_name(path)
 
 
+def check_model_files(path: Path, trust_remote_code: bool) -> None:
+    """What would make loading the model fail, found without loading it (cheap: headers only)."""
+    import json
+
+    where = f"--model {path}"
+    try:
+        config = json.loads((path / "config.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{where}: config.json is not valid JSON ({exc})") from None
+    if not isinstance(config, dict) or not isinstance(config.get("model_type", config.get("architectures")), (str, list)):
+        raise UsageError(f"{where}: config.json has no 'model_type'; expected a transformers model config")
+    if "auto_map" in config and not trust_remote_code:
+        raise UsageError(f"{where}: the model needs its own Python code (config.json 'auto_map'); "
+                         "pass --trust-remote-code if you trust that code")
+    weights = sorted(path.glob("*.safetensors"))
+    if not weights and not any(path.glob("*.bin")) and not any(path.glob("*.gguf")):
+        raise UsageError(f"{where}: no weights (expected model.safetensors, *.safetensors shards or pytorch_model.bin)")
+    index = path / "model.safetensors.index.json"
+    if index.is_file():
+        try:
+            shards = set(json.loads(index.read_text())["weight_map"].values())
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            raise UsageError(f"{where}: model.safetensors.index.json is not a valid shard index") from None
+        missing = sorted(s for s in shards if not (path / s).is_file())
+        if missing:
+            raise UsageError(f"{where}: weight shard {missing[0]} named in model.safetensors.index.json is missing")
+    from safetensors import SafetensorError, safe_open
+
+    for w in weights:
+        try:
+            with safe_open(str(w), "pt") as fh:  # parses the header and checks it against the file size
+                fh.keys()
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise UsageError(f"{where}: {w.name} is damaged or truncated ({exc})") from None
+    tokenizer_files = ("tokenizer.json", "tokenizer.model", "vocab.json", "tokenizer_config.json", "spiece.model")
+    if not any((path / name).is_file() for name in tokenizer_files):
+        raise UsageError(f"{where}: no tokenizer (expected tokenizer.json or tokenizer_config.json next to the weights)")
+
+
 # Directory names that say where a model is, not which: "model", "checkpoint-500", a hub snapshot hash.
 _GENERIC_DIR = re.compile(
     r"(model|models|weights|hf|final|last|best|latest|merged|output|outputs|out|export|"
@@ -89,6 +129,15 @@ def resolve_sampling(task: Task, cfg: EvalConfig) -> SamplingParams:
         max_new_tokens=pick(cfg.max_new_tokens, g.max_new_tokens),
         seed=cfg.seed,
     )
+    for flag, value in (("--temperature", params.temperature), ("--top-p", params.top_p)):
+        if not math.isfinite(value):
+            raise UsageError(f"{flag}: must be a finite number, got {value}")
+    if params.top_k < 0:
+        raise UsageError(f"--top-k: must be >= 0 (0 = off), got {params.top_k}")
+    if cfg.batch_size is not None and cfg.batch_size < 1:
+        raise UsageError(f"--batch-size: must be >= 1, got {cfg.batch_size}")
+    if cfg.grading_timeout is not None and not cfg.grading_timeout > 0:
+        raise UsageError(f"--grading-timeout: must be > 0 seconds, got {cfg.grading_timeout}")
     if params.n < 1:
         raise UsageError(f"-n/--n: must be an integer >= 1, got {params.n}")
     if params.max_new_tokens < 1:
@@ -117,6 +166,7 @@ def prepare(cfg: EvalConfig) -> Prepared:
     task = get_task(cfg.task)
     model_dir, default_name = resolve_model(cfg.model)
     params = resolve_sampling(task, cfg)
+    check_model_files(model_dir, cfg.trust_remote_code)
     questions = load_questions(task, data_path=cfg.data, limit=cfg.limit, trust_remote_code=cfg.trust_remote_code)
     if not questions:
         raise UsageError(f"--task {task.name}: the data holds no questions")

@@ -31,6 +31,11 @@ from ttrl_bench.measure.records import Record, check_leaderboard_slots, publish_
 
 
 def resolve_adapt(args, prep: Prepared) -> AdaptConfig:
+    if args.steps is not None and args.steps < 1:
+        # 0 used to mean "the paper's epochs" silently; that is what leaving --steps unset does for real models
+        raise UsageError(f"--steps: must be >= 1, got {args.steps} (leave it unset for the profile's default)")
+    if args.accelerate_config is not None and not Path(args.accelerate_config).is_file():
+        raise UsageError(f"--accelerate-config: {args.accelerate_config} is not a file")
     embedded = prep.model_dir.resolve() == EMBEDDED_MODEL.resolve()
     base = TINY if embedded else replace(PAPER, max_new_tokens=prep.params.max_new_tokens)
     cfg = with_overrides(
@@ -47,6 +52,9 @@ def resolve_adapt(args, prep: Prepared) -> AdaptConfig:
     if args.votes is None and args.samples is not None:  # keep the profile's votes:samples ratio
         cfg = replace(cfg, votes=args.samples * base.votes // base.samples)
     cfg.validate()
+    if cfg.prompts_per_step > len(prep.questions):
+        raise UsageError(f"--prompts-per-step: {cfg.prompts_per_step} is more than the {len(prep.questions)} questions; "
+                         "a step needs that many distinct questions")
     if args.processes < 1:
         raise UsageError(f"--processes: must be >= 1, got {args.processes}")
     per_device_batch(cfg, args.processes)  # the workers' layout check, before anything is measured or launched
