@@ -1,6 +1,7 @@
 """Fault suite, part 2: records never overwrite another model's, and names tell models apart."""
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -65,3 +66,85 @@ def test_hostile_names_stay_inside_the_directory(tmp_path):
 ])
 def test_default_display_names_are_not_bare_generic_directory_names(path, name):
     assert default_model_name(Path(path)) == name
+
+
+# --- leaderboards: hostile names through every format, mixed question sets marked --------------
+
+HOSTILE = ["org/m\n| fake | row |", "$x^2$ <b>bold</b> *em* `code` [link](http://x)", "=HYPERLINK(\"http://x\",\"y\")",
+           "+1", "-cmd", "@SUM(A1)", "a|b", "\\\\ \\ ~~strike~~"]
+
+
+def hostile_records() -> list[Record]:
+    return [rec(name, fingerprint=f"fp-{i}", mean=0.1 * (i + 1)) for i, name in enumerate(HOSTILE)]
+
+
+def test_hostile_model_names_through_all_five_formats(tmp_path):
+    import csv
+    import io
+    import json as json_
+
+    from ttrl_bench.report.leaderboard import FORMATS, render_leaderboard
+
+    records = hostile_records()
+    for fmt in FORMATS:
+        text = render_leaderboard(records, fmt, layout="long", record_dir=tmp_path)
+        if fmt == "markdown":
+            lines = text.strip().splitlines()
+            assert len(lines) == 2 + len(HOSTILE), lines  # header, rule, one line per record: no fake row
+            for line in lines[2:]:
+                cells = [c for c in re.split(r"(?<!\\)\|", line)][1:-1]
+                assert len(cells) == 6, line  # model, task, method, score, gain, share: no extra column
+            assert "$x^2$" not in text and "\\$x^2\\$" in text and "<b>" not in text
+        elif fmt == "csv":
+            rows = list(csv.reader(io.StringIO(text)))
+            models = [row[0] for row in rows[1:]]
+            assert not any(m.startswith(("=", "+", "-", "@")) for m in models), models
+            assert "'=HYPERLINK(\"http://x\",\"y\")" in models and len(rows) == 1 + len(HOSTILE)
+        elif fmt == "json":
+            names = {row["model"] for row in json_.loads(text)["rows"]}
+            assert names == set(HOSTILE)  # JSON keeps the exact names; its own escaping is enough
+        elif fmt == "html":
+            assert "<b>bold</b>" not in text and "&lt;b&gt;bold&lt;/b&gt;" in text
+        elif fmt == "latex":
+            assert "\n| fake" not in text and "$x^2$" not in text
+
+
+def test_columns_mixing_question_sets_are_marked(tmp_path):
+    from ttrl_bench.report.leaderboard import MIXED_MARK, render_leaderboard
+
+    same = [rec("a"), rec("b", fingerprint="fp-b")]
+    assert MIXED_MARK not in render_leaderboard(same, "markdown")
+    mixed = [rec("a"), replace(rec("b", fingerprint="fp-b"), data_fingerprint="data-2")]
+    assert f"synth\\_near{MIXED_MARK}" in render_leaderboard(mixed, "markdown")
+    assert f"synth_near{MIXED_MARK}" in render_leaderboard(mixed, "csv", layout="long")
+
+
+def test_plots_outside_the_records_directory_are_not_embedded(tmp_path):
+    from ttrl_bench.report.leaderboard import render_leaderboard
+
+    png = b"\x89PNG\r\n\x1a\n" + b"\0" * 32
+    (tmp_path / "outside.png").write_bytes(png)
+    inside = tmp_path / "lb"
+    (inside / "plots").mkdir(parents=True)
+    (inside / "plots" / "ok.png").write_bytes(png)
+    (inside / "plots" / "link.png").symlink_to(tmp_path / "outside.png")
+    r = replace(rec("m"), plots=["plots/ok.png", "../outside.png", str(tmp_path / "outside.png"), "plots/link.png"])
+    page = render_leaderboard([r], "html", record_dir=inside)
+    assert page.count("data:image/png;base64,") == 1
+    assert page.count("outside the records directory") == 3
+
+
+@pytest.mark.parametrize("metrics, problem", [("pass", "'metrics' must be an object"),
+                                               ({"pass@1": {"mean": "0.5", "stderr": 0.1}}, "finite numbers"),
+                                               ({"pass@1": {"mean": float("nan"), "stderr": 0.1}}, "finite numbers")])
+def test_record_metrics_are_type_checked_on_load(tmp_path, metrics, problem):
+    import json as json_
+
+    from ttrl_bench.measure.records import load_record
+
+    path = write_record(rec("m"), tmp_path)
+    data = json_.loads(path.read_text())
+    data["metrics"] = metrics
+    path.write_text(json_.dumps(data))
+    with pytest.raises(UsageError, match=problem):
+        load_record(path)

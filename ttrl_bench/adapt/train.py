@@ -47,7 +47,7 @@ class AdaptSpec:
         return cls(**json.loads(Path(path).read_text()))
 
 
-def _last_checkpoint(directory: Path) -> tuple[str | None, int]:
+def last_checkpoint(directory: Path) -> tuple[str | None, int]:
     """The newest complete checkpoint and its step. The Trainer writes trainer_state.json last,
     so a checkpoint without a readable one was cut short (Ctrl-C mid-save) and is skipped; one
     that has it but whose other files are damaged is a UsageError (resuming would crash or lie)."""
@@ -153,7 +153,7 @@ def adapt(spec: AdaptSpec, *, progress: bool = True) -> Path:
     dataset = Dataset.from_list([{"prompt": prompt_of(q), "reference": q.reference, "question_id": q.id} for q in questions])
     tokenizer = AutoTokenizer.from_pretrained(spec.model_dir, trust_remote_code=spec.trust_remote_code)
     model = AutoModelForCausalLM.from_pretrained(spec.model_dir, trust_remote_code=spec.trust_remote_code)
-    ckpt, resume_step = _last_checkpoint(out / "checkpoints")
+    ckpt, resume_step = last_checkpoint(out / "checkpoints")
     log = TrainLog(out / "train_log.jsonl", resume_step)
     if ckpt is not None and resume_step >= cfg.steps:
         if PartialState(cpu=not cuda).is_main_process:

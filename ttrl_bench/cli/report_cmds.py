@@ -103,7 +103,7 @@ def add_check_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "check",
         help="CI gate: exit 1 when a run is significantly worse than a baseline",
-        description="Paired bootstrap over questions, per (task, method) present in both. Exit 0: no significant "
+        description="Paired sign-flip permutation test over questions, per (task, method) present in both. Exit 0: no significant "
         "regression; 1: a regression; 2: inputs that cannot be compared. Appends a markdown summary to "
         "$GITHUB_STEP_SUMMARY when that is set.",
     )
@@ -119,6 +119,9 @@ def add_check_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--min-effect", type=float, default=0.0, metavar="POINTS",
                         help="a significant drop counts as a regression only when larger than this (default 0)")
     parser.add_argument("--format", default="text", choices=("text", "markdown"), help="what to print on stdout")
+    parser.add_argument("--allow-different-sampling", action="store_true",
+                        help="compare records measured with different sampling settings (n, temperature, top-p, "
+                        "top-k, max new tokens); refused by default (exit 2)")
     parser.set_defaults(func=run_check)
     return parser
 
@@ -135,6 +138,7 @@ def run_check(args: argparse.Namespace) -> int:
         result = check(
             records_at(args.baseline), records_at(args.run),
             metric=args.metric, alpha=args.alpha, min_effect=args.min_effect, baseline_model=args.baseline_model,
+            allow_different_sampling=args.allow_different_sampling,
         )
     except UsageError as exc:
         if summary:  # so the CI page says why the job failed, not only the log

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 from dataclasses import asdict, dataclass, field, fields
@@ -74,11 +75,38 @@ def record_from_dict(data: Any, source: str) -> Record:
     missing = sorted(required - data.keys())
     if missing:
         raise UsageError(f"{source}: missing field '{missing[0]}' of a ttrl-bench record")
+    _check_types(data, source)
     try:
         per_q = [QuestionScore(**q) for q in data["per_question"]]
     except TypeError as exc:
         raise UsageError(f"{source}: field 'per_question' holds a malformed entry ({exc})") from None
     return Record(**{k: v for k, v in data.items() if k in known and k != "per_question"}, per_question=per_q)
+
+
+def _check_types(data: dict, source: str) -> None:
+    """Every field a table, plot or gate reads, with the type it must have (a string where a dict
+    belongs would otherwise surface as a riddle such as "records have e, n, o, p")."""
+    for name in ("model", "model_fingerprint", "task", "data_fingerprint", "method"):
+        if not isinstance(data[name], str) or not data[name]:
+            raise UsageError(f"{source}: field {name!r} must be a non-empty string")
+    metrics = data["metrics"]
+    if not isinstance(metrics, dict) or not metrics:
+        raise UsageError(f"{source}: field 'metrics' must be an object of metric -> {{mean, stderr}}")
+    for metric, entry in metrics.items():
+        if not isinstance(entry, dict) or not all(
+            isinstance(entry.get(k), (int, float)) and not isinstance(entry.get(k), bool)
+            and math.isfinite(entry[k]) for k in ("mean", "stderr")
+        ):
+            raise UsageError(f"{source}: field metrics[{metric!r}] must hold finite numbers 'mean' and 'stderr'")
+    if not isinstance(data["per_question"], list) or not all(isinstance(q, dict) for q in data["per_question"]):
+        raise UsageError(f"{source}: field 'per_question' must be a list of objects")
+    if not isinstance(data["sampling"], dict):
+        raise UsageError(f"{source}: field 'sampling' must be an object")
+    for name, kind in (("plots", list), ("extra", dict), ("method_config", dict), ("versions", dict)):
+        if name in data and not isinstance(data[name], kind):
+            raise UsageError(f"{source}: field {name!r} must be a{'n object' if kind is dict else ' list'}")
+    if not all(isinstance(p, str) for p in data.get("plots", [])):
+        raise UsageError(f"{source}: field 'plots' must be a list of paths")
 
 
 def load_record(path: str | Path) -> Record:

@@ -18,7 +18,7 @@ from ttrl_bench.adapt.methods import parse_methods
 from ttrl_bench.adapt.callbacks import BEST_CRITERION, TrainLog
 from ttrl_bench.report.comparison import comparison_table
 from ttrl_bench.adapt.config import PAPER, TINY, AdaptConfig, paper_steps, per_device_batch, with_overrides
-from ttrl_bench.adapt.train import AdaptSpec, adapt
+from ttrl_bench.adapt.train import AdaptSpec, adapt, last_checkpoint
 from ttrl_bench.errors import UsageError
 from ttrl_bench.demo import EMBEDDED_MODEL
 from ttrl_bench.measure.rundir import default_out_dir, open_run_dir, write_json
@@ -136,6 +136,9 @@ def run_from_args(args, eval_cfg) -> int:
     # save_every changes when checkpoints are written, never what is trained: not part of the run's identity
     identity = {**prep.identity, "adapt": {k: v for k, v in asdict(cfg).items() if k not in ("method", "save_every")}}
     run_dir = args.out or default_out_dir(prep.task.name, prep.model_name, identity, "run")
+    for method in methods:  # a damaged checkpoint is refused now, not after the base measurement
+        if not (run_dir / method / "model" / "ADAPTED").exists():
+            last_checkpoint(run_dir / method / "checkpoints")
     open_run_dir(run_dir, identity, {
         "identity": identity, "request": {**vars(args), "func": None}, "model_dir": str(prep.model_dir),
         "versions": library_versions(), "git_revision": git_revision(),

@@ -117,6 +117,12 @@ def _plots_section(records: list[Record], record_dir: Path) -> list[str]:
         label = f"{r.model} · {r.task} · {r.method}"
         for rel in r.plots:
             path = record_dir / rel
+            # A record names its plots; only files under the records directory are read, so a record
+            # cannot pull e.g. /home/user/secret.png (or ../../anything, or a symlink out) into a page.
+            if not path.resolve().is_relative_to(record_dir.resolve()):
+                notes.append(f'<li class="note">plot not embedded for {esc(label)}: {esc(rel)} '
+                             "(outside the records directory)</li>")
+                continue
             data, problem = _read_png(path)
             if problem:
                 notes.append(f'<li class="note">plot not embedded for {esc(label)}: {esc(rel)} ({esc(problem)})</li>')
