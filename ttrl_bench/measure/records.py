@@ -12,6 +12,7 @@ import json
 import math
 import os
 import re
+import tempfile
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -199,5 +200,11 @@ def check_writable_dir(directory: str | Path, flag: str) -> None:
         probe = probe.parent
     if probe.exists() and not probe.is_dir():
         raise UsageError(f"{flag} {directory}: {probe} is a file; expected a directory")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise UsageError(f"{flag} {directory}: {probe} is not writable")
+    # Try it rather than ask os.access: root passes every permission check, yet a read-only
+    # mount or /proc still refuses. The probe is removed at once; nothing is left behind.
+    try:
+        fd, name = tempfile.mkstemp(prefix=".ttrl-bench-probe-", dir=probe)
+        os.close(fd)
+        os.unlink(name)
+    except OSError as exc:
+        raise UsageError(f"{flag} {directory}: {probe} is not writable ({exc.strerror})") from None

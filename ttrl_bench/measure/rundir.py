@@ -14,6 +14,7 @@ from filelock import FileLock, Timeout
 
 from ttrl_bench.errors import UsageError
 from ttrl_bench.measure.provenance import config_hash
+from ttrl_bench.measure.records import check_writable_dir
 
 if TYPE_CHECKING:
     from ttrl_bench.measure.loop import Measurement
@@ -44,13 +45,7 @@ def check_out_dir(out: Path, identity: dict) -> None:
         _check_identity(out, identity)
     elif out.is_dir() and set(p.name for p in out.iterdir()) - {LOCK_FILE}:
         raise UsageError(f"--out {out}: exists and is not a ttrl-bench run directory; use another --out")
-    probe = out
-    while not probe.exists():  # the nearest existing ancestor must let us create the directory
-        probe = probe.parent
-    if not probe.is_dir():
-        raise UsageError(f"--out {out}: {probe} is a file; expected a directory")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise UsageError(f"--out {out}: {probe} is not writable")
+    check_writable_dir(out, "--out")  # the directory, or the nearest ancestor that exists, takes files
 
 
 def _check_identity(out: Path, identity: dict) -> None:
