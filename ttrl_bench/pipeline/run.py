@@ -136,13 +136,15 @@ def run_from_args(args, eval_cfg) -> int:
     # save_every changes when checkpoints are written, never what is trained: not part of the run's identity
     identity = {**prep.identity, "adapt": {k: v for k, v in asdict(cfg).items() if k not in ("method", "save_every")}}
     run_dir = args.out or default_out_dir(prep.task.name, prep.model_name, identity, "run")
-    for method in methods:  # a damaged checkpoint is refused now, not after the base measurement
-        if not (run_dir / method / "model" / "ADAPTED").exists():
-            last_checkpoint(run_dir / method / "checkpoints")
     open_run_dir(run_dir, identity, {
         "identity": identity, "request": {**vars(args), "func": None}, "model_dir": str(prep.model_dir),
         "versions": library_versions(), "git_revision": git_revision(),
     })
+    # A damaged checkpoint is refused now, not after the base measurement; under the lock, so a
+    # checkpoint another process is rotating is never mistaken for a damaged one.
+    for method in methods:
+        if not (run_dir / method / "model" / "ADAPTED").exists():
+            last_checkpoint(run_dir / method / "checkpoints")
     print(f"run directory: {run_dir}", file=sys.stderr)
     kw = {"trust_remote_code": eval_cfg.trust_remote_code, "batch_size": eval_cfg.batch_size}
     records: dict[str, Record] = {}
