@@ -22,14 +22,14 @@ from tabulate import tabulate
 
 from ttrl_bench.pipeline.budget import BudgetConfig, run_budget
 from ttrl_bench.pipeline.config import EvalConfig
-from ttrl_bench.pipeline.evaluate import run_eval
+from ttrl_bench.pipeline.evaluate import evaluate
 
 
 def one_backend(backend: str, questions: int, n: int, m: int, samples: int | None, root: Path) -> dict:
     cfg = EvalConfig(task="synth_episodes", backend=backend, limit=questions, n=n)
     out = root / f"eval-{backend}"
     start = time.perf_counter()
-    _, measurement, _ = run_eval(cfg, out, None, progress=False)
+    measurement = evaluate(cfg, out, progress=False)
     eval_wall = time.perf_counter() - start
     eval_tokens = sum(c.num_tokens for comps in measurement.completions for c in comps)
     start = time.perf_counter()

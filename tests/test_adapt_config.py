@@ -44,14 +44,14 @@ def test_the_shipped_profiles_are_valid():
 def test_grpo_config_carries_the_adapt_config(tmp_path):
     cfg = AdaptConfig(
         steps=10, prompts_per_step=4, samples=4, votes=8, learning_rate=3e-5, lr_scheduler="cosine",
-        warmup_ratio=0.1, beta=0.01, temperature=0.7, top_p=0.9, top_k=5, max_new_tokens=12, eval_every=5, seed=7,
+        warmup_ratio=0.1, beta=0.01, temperature=0.7, top_p=0.9, top_k=5, max_new_tokens=12, eval_every=5, save_every=3, seed=7,
     )
     args = grpo_config(cfg, str(tmp_path / "ckpt"), processes=2, use_cpu=True, bf16=False)
     assert args.num_generations == 4  # the gradient step's group is --samples, not --votes
     assert args.per_device_train_batch_size == 4 // 2 * 4
     assert args.steps_per_generation == 1 and args.gradient_accumulation_steps == 1
     assert args.per_device_train_batch_size * args.steps_per_generation % args.num_generations == 0
-    assert args.max_steps == 10 and args.save_steps == 5 and args.logging_steps == 1
+    assert args.max_steps == 10 and args.save_steps == 3 and args.logging_steps == 1
     assert args.max_completion_length == 12
     assert (args.temperature, args.top_p, args.top_k) == (0.7, 0.9, 5)
     assert (args.learning_rate, args.beta, args.seed) == (3e-5, 0.01, 7)

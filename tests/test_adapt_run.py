@@ -214,8 +214,8 @@ def test_votes_beyond_samples_are_drawn_from_the_policy(tiny_model_dir, tmp_path
 def test_ctrl_c_leaves_a_run_that_resumes_from_its_checkpoint(tiny_model_dir, tmp_path):
     out = tmp_path / "out"
     steps = 6
-    argv = run_argv(tiny_model_dir, out, "--limit", "4", "--steps", str(steps), "--eval-every", "2", "--votes", "4",
-                    "--lr", "1e-3", "--methods", "ttrl")
+    argv = run_argv(tiny_model_dir, out, "--limit", "4", "--steps", str(steps), "--eval-every", "2", "--save-every", "2",
+                    "--votes", "4", "--lr", "1e-3", "--methods", "ttrl")
     ckpt = out / "ttrl" / "checkpoints"
     # A new session: the signal goes to the run and every process it started, as Ctrl-C in a terminal does.
     env = subprocess_env()

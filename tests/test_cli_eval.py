@@ -137,7 +137,8 @@ def test_hf_eval_writes_a_complete_run_directory(first_run, tiny_model_dir):
     assert re.search(rf"synth_near: sampling: .*{LIMIT}/{LIMIT}", stderr), stderr
     # --no-leaderboard: nothing but the run directory in the working directory; the run keeps its own record
     assert [p.name for p in out.parent.iterdir()] == ["run"]
-    assert [p.name for p in (out / "records").iterdir()] == [f"{tiny_model_dir.name}__synth_near__base.json"]
+    [record_file] = (out / "records").iterdir()
+    assert re.fullmatch(rf"{re.escape(tiny_model_dir.name)}-[0-9a-f]{{8}}__synth_near__base\.json", record_file.name)
 
 
 def test_same_seed_gives_the_same_samples_and_a_leaderboard_record(first_run, tiny_model_dir, tmp_path):
@@ -150,7 +151,7 @@ def test_same_seed_gives_the_same_samples_and_a_leaderboard_record(first_run, ti
     assert (tmp_path / "again" / "metrics.json").read_bytes() == (first / "metrics.json").read_bytes()
 
     files = sorted(lb.iterdir())
-    assert [p.name for p in files] == [f"{tiny_model_dir.name}__synth_near__base.json"]
+    assert [p.name for p in files] == [next((first / "records").iterdir()).name]  # one name per model identity
     record = load_record(files[0])
     config = json.loads((first / "config.json").read_text())
     metrics = json.loads((first / "metrics.json").read_text())
@@ -270,8 +271,8 @@ def test_tasks_lists_every_shipped_task():
 def test_eval_without_model_or_task_uses_the_embedded_default(tmp_path, monkeypatch):
     """``ttrl-bench eval`` with neither --model nor --task: the embedded tiny model on synth_near.
 
-    Only --limit is given (to keep the suite short): the model, task, n, run
-    directory and leaderboard all come from the defaults.
+    Only --limit is given (to keep the suite short): the model, task, n and run
+    directory all come from the defaults; no shared leaderboard directory is written unless named.
     """
     monkeypatch.chdir(tmp_path)
     code, stdout, stderr = run_cli(["eval", "--limit", "25"])
@@ -288,5 +289,7 @@ def test_eval_without_model_or_task_uses_the_embedded_default(tmp_path, monkeypa
     # a model trained on 3-digit addition gets some of them right
     assert metrics["scores"]["pass@1"]["mean"] > 0.05
     assert f"{EMBEDDED_NAME} on synth_near: 25 questions x {task.generation.n} samples" in stdout
-    record = load_record(tmp_path / "leaderboards" / "ttrl-bench-tiny-adder__synth_near__base.json")
-    assert record.metrics == metrics["scores"]
+    assert not (tmp_path / "leaderboards").exists()
+    [record_file] = (runs[0] / "records").iterdir()
+    assert record_file.name.startswith("ttrl-bench-tiny-adder-")
+    assert load_record(record_file).metrics == metrics["scores"]

@@ -52,8 +52,12 @@ class LogCallback(TrainerCallback):
         self.log = log
 
     def on_log(self, args, state, control, logs=None, **kwargs):
-        # the probe's own report is in the log already, as an "eval" row
-        if state.is_world_process_zero and logs and not any(k.startswith(PROBE_PREFIX) for k in logs):
+        # TRL's end-of-training summary is left out: its runtime is wall-clock and its train_loss
+        # covers only the steps since the last resume, so it would differ between a resumed run and
+        # an uninterrupted one (the per-step rows hold the same losses). The probe's own report is in
+        # the log already, as an "eval" row.
+        if (state.is_world_process_zero and logs and "train_runtime" not in logs
+                and not any(k.startswith(PROBE_PREFIX) for k in logs)):
             self.log.append({"step": state.global_step, "kind": "train", **{k: v for k, v in logs.items() if isinstance(v, (int, float))}})
 
 

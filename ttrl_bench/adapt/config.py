@@ -30,6 +30,7 @@ class AdaptConfig:
     top_k: int = 0
     max_new_tokens: int = 8
     eval_every: int = 50
+    save_every: int = 50  # checkpoint interval: a kill loses at most this many steps (~20 s here)
     seed: int = 0
     use_vllm: bool = False
     vllm_mode: str = "colocate"
@@ -45,6 +46,7 @@ class AdaptConfig:
             (self.votes >= self.samples, "--votes", f"at least --samples ({self.samples})"),
             (self.learning_rate > 0, "--lr", "a positive number"),
             (self.eval_every >= 1, "--eval-every", "an integer >= 1"),
+            (self.save_every >= 1, "--save-every", "an integer >= 1"),
             (self.max_new_tokens >= 1, "--train-max-new-tokens", "an integer >= 1"),
             (self.temperature > 0, "--train-temperature", "a positive number (RL needs sampling)"),
             (self.progress_weight >= 0, "--progress-weight", "a number >= 0"),
@@ -53,7 +55,15 @@ class AdaptConfig:
         for ok, flag, expected in checks:
             if not ok:
                 raise UsageError(f"{flag}: must be {expected}")
+        for flag, value in (("--lr", self.learning_rate), ("--beta", self.beta), ("--train-temperature", self.temperature)):
+            if not math.isfinite(value):
+                raise UsageError(f"{flag}: must be a finite number, got {value}")
         check_reporters(self.report_to)
+        from transformers import SchedulerType  # names transformers would reject only after the base measurement
+
+        schedulers = [s.value for s in SchedulerType]
+        if self.lr_scheduler not in schedulers:
+            raise UsageError(f"--lr-scheduler: unknown scheduler {self.lr_scheduler!r}; expected one of {', '.join(schedulers)}")
 
 
 def check_reporters(report_to: str) -> list[str]:
@@ -80,6 +90,7 @@ TINY = AdaptConfig()
 PAPER = AdaptConfig(
     steps=0, prompts_per_step=8, samples=32, votes=64, learning_rate=5e-7, lr_scheduler="cosine",
     warmup_ratio=0.03, beta=0.001, temperature=1.0, top_p=1.0, max_new_tokens=3072, eval_every=20,
+    save_every=5,  # a paper step (8 prompts x 64 votes x 3072 tokens) takes about a minute on 8 GPUs
 )
 
 
@@ -141,7 +152,7 @@ def grpo_config(cfg: AdaptConfig, output_dir: str, *, processes: int, use_cpu: b
         max_steps=cfg.steps,
         logging_steps=1,
         save_strategy="steps",
-        save_steps=cfg.eval_every,
+        save_steps=cfg.save_every,
         save_total_limit=1,
         save_only_model=False,
         report_to=check_reporters(cfg.report_to),

@@ -55,6 +55,7 @@ class GroupReward:
         self.grader = grader
         self.group_size = group_size
         self.votes = votes
+        self.seed = seed
         self.rng = random.Random(seed)
         self.progress = progress or ProgressSettings()
         self.progress_answers = self.progress.answers
@@ -64,8 +65,12 @@ class GroupReward:
         self.__name__ = f"{method}_reward"  # TRL names the reward column after it
 
     def __call__(self, prompts, completions, completion_ids=None, reference=None, log_metric=None, until=None,
-                 **_) -> list[float]:
+                 trainer_state=None, **_) -> list[float]:
         G = self.group_size
+        if trainer_state is not None:
+            # A stream per step, not one running stream: a run resumed from a checkpoint draws what
+            # the uninterrupted run drew at that step (the Trainer restores its own RNGs, not ours).
+            self.rng = random.Random(f"{self.seed}:{trainer_state.global_step}")
         if len(completions) % G:
             raise RuntimeError(f"reward function got {len(completions)} completions, not whole groups of {G}")
         out: list[float] = []

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from ttrl_bench.adapt.policy import bind
 from ttrl_bench.adapt.reward import GroupReward, ProgressSettings
 from ttrl_bench.data import load_questions
 from ttrl_bench.data.split import adapted_questions, split_ids
+from ttrl_bench.errors import UsageError
 from ttrl_bench.grading import Grader
 from ttrl_bench.measure.loop import measure
 from ttrl_bench.tasks import get_task
@@ -52,22 +54,81 @@ class AdaptSpec:
         return cls(**json.loads(Path(path).read_text()))
 
 
-def _last_checkpoint(directory: Path) -> tuple[str | None, int]:
+def last_checkpoint(directory: Path) -> tuple[str | None, int]:
     """The newest complete checkpoint and its step. The Trainer writes trainer_state.json last,
-    so a checkpoint without a readable one was cut short (Ctrl-C mid-save) and is skipped."""
+    so a checkpoint without a readable one was cut short (Ctrl-C mid-save) and is skipped; one
+    that has it but whose other files are damaged is a UsageError (resuming would crash or lie)."""
     if not directory.is_dir():
         return None, 0
-    found: list[tuple[int, str]] = []
+    found: list[tuple[int, Path]] = []
     for path in directory.glob("checkpoint-*"):
         try:
             state = json.loads((path / "trainer_state.json").read_text())
-        except (OSError, ValueError):
+            step = int(state["global_step"])
+        except (OSError, ValueError, KeyError, TypeError):
             continue
-        found.append((int(state["global_step"]), str(path)))
+        found.append((step, path))
     if not found:
         return None, 0
     step, ckpt = max(found)
-    return ckpt, step
+    _check_checkpoint(ckpt)
+    return str(ckpt), step
+
+
+def _check_checkpoint(ckpt: Path) -> None:
+    from safetensors import SafetensorError, safe_open
+
+    def damaged(why: str) -> UsageError:
+        return UsageError(f"{ckpt}: damaged checkpoint ({why}); delete it to restart this method from its previous checkpoint")
+
+    for name in ("optimizer.pt", "scheduler.pt"):
+        if not (ckpt / name).is_file():
+            raise damaged(f"no {name}")
+    weights = sorted(ckpt.glob("*.safetensors"))
+    if not weights:
+        raise damaged("no model.safetensors")
+    for w in weights:
+        try:
+            with safe_open(str(w), "pt") as fh:  # reads the header, checks it against the file size
+                for key in list(fh.keys())[:1]:
+                    fh.get_slice(key)
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise damaged(f"{w.name}: {exc}") from None
+
+
+def _replay_sampler_epochs(trainer, epochs: int) -> None:
+    """Resume with the data order of an uninterrupted run.
+
+    TRL's RepeatSampler draws each epoch's permutation from one torch.Generator seeded once, so
+    epoch e's order depends on the e permutations drawn before it. transformers' resume skips the
+    finished epochs without iterating the sampler, so a run resumed in epoch e >= 1 trains on epoch
+    0's order again. TRL has no hook for this; we wrap the trainer's sampler factory (on this
+    instance only) to draw and discard those permutations first.
+    """
+    if epochs <= 0:
+        return
+    make_sampler = trainer._get_train_sampler
+
+    def sampler_at_epoch(*args, **kwargs):
+        sampler = make_sampler(*args, **kwargs)
+        generator = getattr(sampler, "generator", None)
+        if getattr(sampler, "shuffle", False) and generator is not None:
+            for _ in range(epochs):
+                torch.randperm(sampler.num_samples, generator=generator)
+        return sampler
+
+    trainer._get_train_sampler = sampler_at_epoch
+
+
+def _finish_from_checkpoint(ckpt: str, out: Path, tokenizer) -> None:
+    """The target step is already trained (killed after its checkpoint, before the model was saved):
+    the checkpoint's weights are the model; training again would go past the target."""
+    model_dir = out / "model"
+    model_dir.mkdir(parents=True, exist_ok=True)
+    for src in Path(ckpt).iterdir():
+        if src.suffix in (".safetensors", ".json") and not src.name.startswith(("trainer_state", "training_args")):
+            shutil.copyfile(src, model_dir / src.name)
+    tokenizer.save_pretrained(str(model_dir))
 
 
 @contextlib.contextmanager
@@ -119,8 +180,14 @@ def adapt(spec: AdaptSpec, *, progress: bool = True) -> Path:
                                   "until": json.dumps(q.meta.get("until") or [])} for q in questions])
     tokenizer = AutoTokenizer.from_pretrained(spec.model_dir, trust_remote_code=spec.trust_remote_code)
     model = AutoModelForCausalLM.from_pretrained(spec.model_dir, trust_remote_code=spec.trust_remote_code)
-    ckpt, resume_step = _last_checkpoint(out / "checkpoints")
+    ckpt, resume_step = last_checkpoint(out / "checkpoints")
     log = TrainLog(out / "train_log.jsonl", resume_step)
+    if ckpt is not None and resume_step >= cfg.steps:
+        if PartialState(cpu=not cuda).is_main_process:
+            _finish_from_checkpoint(ckpt, out, tokenizer)
+            _mark_adapted(out, cfg)
+        PartialState(cpu=not cuda).wait_for_everyone()
+        return out / "model"
     eval_params = SamplingParams(**spec.eval_sampling)
     maj_key = f"maj@{eval_params.n}"
 
@@ -172,10 +239,19 @@ def adapt(spec: AdaptSpec, *, progress: bool = True) -> Path:
         trainer.remove_callback(PrinterCallback)
         trainer.add_callback(ProgressCallback(f"{cfg.method}: adapting"))
         bind(reward, trainer, temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k, max_new_tokens=cfg.max_new_tokens)
+        if ckpt is not None:
+            # Steps per epoch as the Trainer counts them: RepeatSampler keeps whole batches of
+            # prompts_per_step questions; grpo_config fixes gradient accumulation and
+            # steps_per_generation at 1, so one batch is one optimisation step.
+            _replay_sampler_epochs(trainer, resume_step // max(1, len(dataset) // cfg.prompts_per_step))
         trainer.train(resume_from_checkpoint=ckpt)
         if trainer.accelerator.is_main_process:
             trainer.save_model(str(out / "model"))
             tokenizer.save_pretrained(str(out / "model"))
-            (out / "model" / "ADAPTED").write_text(json.dumps({"method": cfg.method, "steps": cfg.steps}) + "\n")
+            _mark_adapted(out, cfg)
         trainer.accelerator.wait_for_everyone()
     return out / "model"
+
+
+def _mark_adapted(out: Path, cfg: AdaptConfig) -> None:
+    (out / "model" / "ADAPTED").write_text(json.dumps({"method": cfg.method, "steps": cfg.steps}) + "\n")

@@ -38,8 +38,13 @@ def add_eval_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads (default: 1 for the embedded model, whose tiny matrices gain nothing "
                    "from threads and lose much when a core is busy; torch's default otherwise)")
-    p.add_argument("--leaderboard", type=Path, default=Path("leaderboards"), help="where to write records (default: leaderboards/)")
-    p.add_argument("--no-leaderboard", action="store_true", help="do not write leaderboard records")
+    p.add_argument("--leaderboard", type=Path, default=None,
+                   help="also publish the records into this shared directory (e.g. leaderboards/); "
+                   "default: records stay in the run directory only")
+    p.add_argument("--no-leaderboard", action="store_true",
+                   help="publish no records outside the run directory (the default; kept for scripts)")
+    p.add_argument("--verbose", action="store_true",
+                   help="let libraries log (datasets, transformers, TRL, vLLM INFO/WARNING); default: quiet")
     p.add_argument("--out", type=Path, default=None, help="run directory (default: runs/<kind>-<task>-<model>-<config hash>); re-running resumes it")
     from ttrl_bench.cli.interop_flags import add_interop_flags
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from ttrl_bench.report.gate import check, render_check
 from ttrl_bench.errors import UsageError
 from ttrl_bench.report.leaderboard import FORMATS, LAYOUTS, render_leaderboard
-from ttrl_bench.measure.records import load_records, records_directory
+from ttrl_bench.measure.records import check_writable_dir, load_records, records_directory
 
 
 def add_leaderboard_parser(subparsers) -> argparse.ArgumentParser:
@@ -43,7 +43,18 @@ def add_leaderboard_parser(subparsers) -> argparse.ArgumentParser:
     return parser
 
 
+def _check_output_file(path: Path | None, flag: str) -> None:
+    """An output file's place, checked before any work: not a directory, its folder creatable and writable."""
+    if path is None:
+        return
+    if path.is_dir():
+        raise UsageError(f"{flag} {path}: is a directory; expected a file name")
+    check_writable_dir(path.parent, flag)
+
+
 def run_leaderboard(args: argparse.Namespace) -> int:
+    _check_output_file(args.output, "-o/--output")
+    _check_output_file(args.plot, "--plot")
     metrics = [m.strip() for arg in (args.metrics or ["pass@1"]) for m in arg.split(",") if m.strip()]
     records = load_records(args.dir)
     if args.figures is not None and args.figures.exists() and not args.figures.is_dir():
@@ -54,8 +65,11 @@ def run_leaderboard(args: argparse.Namespace) -> int:
         page_dir=page_dir,
     )
     if args.output:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(text, encoding="utf-8")
+        try:
+            args.output.parent.mkdir(parents=True, exist_ok=True)
+            args.output.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"-o/--output {args.output}: cannot write ({exc.strerror})") from None
     else:
         sys.stdout.write(text)
     if args.plot:
@@ -74,7 +88,7 @@ def add_check_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "check",
         help="CI gate: exit 1 when a run is significantly worse than a baseline",
-        description="Paired bootstrap over questions, per (task, method) present in both. Exit 0: no significant "
+        description="Paired sign-flip permutation test over questions, per (task, method) present in both. Exit 0: no significant "
         "regression; 1: a regression; 2: inputs that cannot be compared. Appends a markdown summary to "
         "$GITHUB_STEP_SUMMARY when that is set.",
     )
@@ -90,16 +104,26 @@ def add_check_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--min-effect", type=float, default=0.0, metavar="POINTS",
                         help="a significant drop counts as a regression only when larger than this (default 0)")
     parser.add_argument("--format", default="text", choices=("text", "markdown"), help="what to print on stdout")
+    parser.add_argument("--allow-different-sampling", action="store_true",
+                        help="compare records measured with different sampling settings (n, temperature, top-p, "
+                        "top-k, max new tokens); refused by default (exit 2)")
     parser.set_defaults(func=run_check)
     return parser
 
 
 def run_check(args: argparse.Namespace) -> int:
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:  # exit 1 means "regression" to CI: a summary we cannot write must be 2, and found first
+        try:
+            with open(summary, "a", encoding="utf-8"):
+                pass
+        except OSError as exc:
+            raise UsageError(f"GITHUB_STEP_SUMMARY {summary}: cannot append to it ({exc.strerror})") from None
     try:
         result = check(
             load_records(args.baseline), load_records(args.run),
             metric=args.metric, alpha=args.alpha, min_effect=args.min_effect, baseline_model=args.baseline_model,
+            allow_different_sampling=args.allow_different_sampling,
         )
     except UsageError as exc:
         if summary:  # so the CI page says why the job failed, not only the log
@@ -112,8 +136,11 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 def _append(path: str, text: str) -> None:
-    with open(path, "a", encoding="utf-8") as fh:
-        fh.write(text + "\n")
+    try:
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(text + "\n")
+    except OSError as exc:
+        raise UsageError(f"GITHUB_STEP_SUMMARY {path}: cannot append to it ({exc.strerror})") from None
 
 
 def _quote(message: str) -> str:

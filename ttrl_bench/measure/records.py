@@ -7,9 +7,12 @@ for paired statistics.
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import os
 import re
+import tempfile
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -67,13 +70,27 @@ class Record:
 
     @property
     def filename(self) -> str:
-        slug = re.sub(r"[^A-Za-z0-9._-]+", "-", self.model).strip("-") or "model"
+        """``<slug>-<identity hash>__<task>__<method>[__from-T][__holdout-F-seedS].json``: the hash of the exact
+        display name and the model fingerprint keeps names that slug alike ("org/model", "org-model") and two
+        models shown under one name in separate files; transfer and held-out records never overwrite the
+        in-sample ones."""
+        slug = re.sub(r"[^A-Za-z0-9._-]+", "-", self.model).strip("-.")[:80] or "model"
+        identity = hashlib.sha256(f"{self.model}\0{self.model_fingerprint}".encode()).hexdigest()[:8]
         suffix = ""
         if self.adapted_on is not None and self.adapted_on != self.task:
-            suffix += f"__from-{self.adapted_on}"
+            suffix += f"__from-{_slug(self.adapted_on)}"
         if self.holdout is not None:
             suffix += f"__holdout-{self.holdout['fraction']:g}-seed{self.holdout['seed']}"
-        return f"{slug}__{self.task}__{self.method}{suffix}.json"
+        return f"{slug}-{identity}__{_slug(self.task)}__{_slug(self.method)}{suffix}.json"
+
+    @property
+    def slot(self) -> tuple[str, str, str]:
+        """What a leaderboard shows one cell for."""
+        return (self.model, self.task, self.method) if not self.origin else (self.model, self.task, f"{self.method} ({self.origin})")
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.") or "x"
 
 
 def record_from_dict(data: Any, source: str) -> Record:
@@ -88,6 +105,7 @@ def record_from_dict(data: Any, source: str) -> Record:
     missing = sorted(required - data.keys())
     if missing:
         raise UsageError(f"{source}: missing field '{missing[0]}' of a ttrl-bench record")
+    _check_types(data, source)
     try:
         per_q = [QuestionScore(**q) for q in data["per_question"]]
     except TypeError as exc:
@@ -99,6 +117,32 @@ def record_from_dict(data: Any, source: str) -> Record:
     ):
         raise UsageError(f"{source}: field 'holdout' must be null or an object with 'fraction', 'seed', 'held_out_ids'")
     return Record(**{k: v for k, v in data.items() if k in known and k != "per_question"}, per_question=per_q)
+
+
+def _check_types(data: dict, source: str) -> None:
+    """Every field a table, plot or gate reads, with the type it must have (a string where a dict
+    belongs would otherwise surface as a riddle such as "records have e, n, o, p")."""
+    for name in ("model", "model_fingerprint", "task", "data_fingerprint", "method"):
+        if not isinstance(data[name], str) or not data[name]:
+            raise UsageError(f"{source}: field {name!r} must be a non-empty string")
+    metrics = data["metrics"]
+    if not isinstance(metrics, dict) or not metrics:
+        raise UsageError(f"{source}: field 'metrics' must be an object of metric -> {{mean, stderr}}")
+    for metric, entry in metrics.items():
+        if not isinstance(entry, dict) or not all(
+            isinstance(entry.get(k), (int, float)) and not isinstance(entry.get(k), bool)
+            and math.isfinite(entry[k]) for k in ("mean", "stderr")
+        ):
+            raise UsageError(f"{source}: field metrics[{metric!r}] must hold finite numbers 'mean' and 'stderr'")
+    if not isinstance(data["per_question"], list) or not all(isinstance(q, dict) for q in data["per_question"]):
+        raise UsageError(f"{source}: field 'per_question' must be a list of objects")
+    if not isinstance(data["sampling"], dict):
+        raise UsageError(f"{source}: field 'sampling' must be an object")
+    for name, kind in (("plots", list), ("extra", dict), ("method_config", dict), ("versions", dict)):
+        if name in data and not isinstance(data[name], kind):
+            raise UsageError(f"{source}: field {name!r} must be a{'n object' if kind is dict else ' list'}")
+    if not all(isinstance(p, str) for p in data.get("plots", [])):
+        raise UsageError(f"{source}: field 'plots' must be a list of paths")
 
 
 def load_record(path: str | Path) -> Record:
@@ -161,3 +205,70 @@ def write_record(record: Record, directory: str | Path) -> Path:
         os.fsync(fh.fileno())
     os.replace(tmp, target)
     return target
+
+
+def _existing_records(directory: Path) -> dict[Path, Record]:
+    """The readable records in ``directory`` (others are left for ``leaderboard`` to complain about)."""
+    found = {}
+    for path in sorted(directory.glob("*.json")) if directory.is_dir() else []:
+        try:
+            found[path] = load_record(path)
+        except UsageError:
+            continue
+    return found
+
+
+def check_leaderboard_slots(directory: str | Path, model: str, model_fingerprint: str, task: str,
+                            methods: list[str]) -> None:
+    """Refuse, before any work, to publish a model under a name another model already has there."""
+    directory = Path(directory)
+    for path, old in _existing_records(directory).items():
+        if old.model == model and old.task == task and old.method in methods and old.model_fingerprint != model_fingerprint:
+            raise UsageError(
+                f"--leaderboard {directory}: {path.name} already holds {model!r} on {task}/{old.method} with another "
+                f"model fingerprint ({old.model_fingerprint} vs {model_fingerprint}); pass --model-name to tell "
+                "them apart, or remove that record"
+            )
+
+
+def publish_record(record: Record, directory: str | Path) -> Path:
+    """Write ``record`` into a shared leaderboard directory.
+
+    The same model (name and fingerprint) re-measured replaces its own earlier record, also one
+    written under an older file name; another model under the same name is refused (UsageError),
+    never overwritten.
+    """
+    directory = Path(directory)
+    check_leaderboard_slots(directory, record.model, record.model_fingerprint, record.task, [record.method])
+    stale = [p for p, old in _existing_records(directory).items()
+             if old.slot == record.slot and p.name != record.filename]
+    target = directory / record.filename
+    if target.exists() and target not in stale:
+        try:
+            old = load_record(target)
+        except UsageError:
+            raise UsageError(f"--leaderboard {directory}: {target.name} exists and is not a record; not overwriting it") from None
+        if (old.model, old.model_fingerprint) != (record.model, record.model_fingerprint):
+            raise UsageError(f"--leaderboard {directory}: {target.name} holds another model ({old.model!r}); not overwriting it")
+    path = write_record(record, directory)
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return path
+
+
+def check_writable_dir(directory: str | Path, flag: str) -> None:
+    """A directory we will write into later: refuse now if it is a file or cannot be created/written."""
+    directory = Path(directory)
+    probe = directory
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise UsageError(f"{flag} {directory}: {probe} is a file; expected a directory")
+    # Try it rather than ask os.access: root passes every permission check, yet a read-only
+    # mount or /proc still refuses. The probe is removed at once; nothing is left behind.
+    try:
+        fd, name = tempfile.mkstemp(prefix=".ttrl-bench-probe-", dir=probe)
+        os.close(fd)
+        os.unlink(name)
+    except OSError as exc:
+        raise UsageError(f"{flag} {directory}: {probe} is not writable ({exc.strerror})") from None

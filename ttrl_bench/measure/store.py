@@ -14,6 +14,10 @@ or the first lines of its last question. Opening the store drops that tail (and
 truncates it from the file), so the rerun samples those questions again and
 never regenerates a finished one. ``num_samples`` on every line is what tells a
 complete question from a cut one.
+
+Every append and the load-and-truncate hold an flock on the file itself (``filelock``'s
+descriptor lock), so a reader never mistakes a write in progress in another process for a
+torn tail. Two *writers* on one file are kept apart one level up, by the run directory's lock.
 """
 from __future__ import annotations
 
@@ -21,6 +25,8 @@ import json
 import os
 from pathlib import Path
 from typing import Any
+
+from filelock import lock_descriptor, unlock_descriptor
 
 from ttrl_bench.errors import UsageError
 from ttrl_bench.types import Completion
@@ -84,6 +90,7 @@ class SampleStore:
         created = not self.path.exists()
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
+            lock_descriptor(fd)  # released when the descriptor closes
             written = 0
             while written < len(data):  # os.write may write less than asked
                 written += os.write(fd, data[written:])
@@ -97,7 +104,16 @@ class SampleStore:
             self._prompts[question_id] = prompt
 
     def _load(self) -> None:
-        raw = self.path.read_bytes()
+        with open(self.path, "r+b") as fh:
+            # Held from reading to truncating: a torn tail is one no live writer is still appending to.
+            lock_descriptor(fh.fileno())
+            try:
+                self._load_locked(fh)
+            finally:
+                unlock_descriptor(fh.fileno())
+
+    def _load_locked(self, fh) -> None:
+        raw = fh.read()
         good_end = 0  # byte offset just past the last complete question
         pending: list[dict] = []  # lines of a question not yet complete
         offset = 0
@@ -133,10 +149,9 @@ class SampleStore:
                 good_end = offset
         if good_end < len(raw):
             # Drop the unfinished tail so the next append starts on a clean line.
-            with open(self.path, "r+b") as fh:
-                fh.truncate(good_end)
-                fh.flush()
-                os.fsync(fh.fileno())
+            fh.truncate(good_end)
+            fh.flush()
+            os.fsync(fh.fileno())
 
     def _parse(self, line: bytes, number: int) -> dict:
         try:

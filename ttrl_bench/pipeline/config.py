@@ -3,6 +3,7 @@ model, sampling parameters and the identity that makes two runs the same run."""
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Literal
@@ -103,7 +104,66 @@ def resolve_model(model: str | None, task_default: str | None = None) -> tuple[P
     if not (path / "config.json").is_file():
         # checked here, not only by the sampler: before a run directory is made or a progress bar drawn
         raise UsageError(f"--model: {model!r} has no config.json; expected a transformers model directory")
-    return path, path.resolve().name
+    return path, default_model_name(path)
+
+
+def check_model_files(path: Path, trust_remote_code: bool) -> None:
+    """What would make loading the model fail, found without loading it (cheap: headers only)."""
+    import json
+
+    where = f"--model {path}"
+    try:
+        config = json.loads((path / "config.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{where}: config.json is not valid JSON ({exc})") from None
+    if not isinstance(config, dict) or not isinstance(config.get("model_type", config.get("architectures")), (str, list)):
+        raise UsageError(f"{where}: config.json has no 'model_type'; expected a transformers model config")
+    if "auto_map" in config and not trust_remote_code:
+        raise UsageError(f"{where}: the model needs its own Python code (config.json 'auto_map'); "
+                         "pass --trust-remote-code if you trust that code")
+    weights = sorted(path.glob("*.safetensors"))
+    if not weights and not any(path.glob("*.bin")) and not any(path.glob("*.gguf")):
+        raise UsageError(f"{where}: no weights (expected model.safetensors, *.safetensors shards or pytorch_model.bin)")
+    index = path / "model.safetensors.index.json"
+    if index.is_file():
+        try:
+            shards = set(json.loads(index.read_text())["weight_map"].values())
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            raise UsageError(f"{where}: model.safetensors.index.json is not a valid shard index") from None
+        missing = sorted(s for s in shards if not (path / s).is_file())
+        if missing:
+            raise UsageError(f"{where}: weight shard {missing[0]} named in model.safetensors.index.json is missing")
+    from safetensors import SafetensorError, safe_open
+
+    for w in weights:
+        try:
+            with safe_open(str(w), "pt") as fh:  # parses the header and checks it against the file size
+                fh.keys()
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise UsageError(f"{where}: {w.name} is damaged or truncated ({exc})") from None
+    tokenizer_files = ("tokenizer.json", "tokenizer.model", "vocab.json", "tokenizer_config.json", "spiece.model")
+    if not any((path / name).is_file() for name in tokenizer_files):
+        raise UsageError(f"{where}: no tokenizer (expected tokenizer.json or tokenizer_config.json next to the weights)")
+
+
+# Directory names that say where a model is, not which: "model", "checkpoint-500", a hub snapshot hash.
+_GENERIC_DIR = re.compile(
+    r"(model|models|weights|hf|final|last|best|latest|merged|output|outputs|out|export|"
+    r"(checkpoint|ckpt|step|epoch|iter)[-_]?\d*|[0-9a-f]{40})", re.I)
+
+
+def default_model_name(path: Path) -> str:
+    """A display name that tells models apart: the directory name, with its parents while they are
+    generic ("run7/checkpoint-500", "exp/final/model"); a hub cache snapshot gives "org/name"."""
+    path = path.resolve()
+    parts = [path.name]
+    parent = path.parent
+    if parent.name == "snapshots" and parent.parent.name.startswith("models--"):
+        return parent.parent.name[len("models--"):].replace("--", "/")
+    while _GENERIC_DIR.fullmatch(parts[0]) and parent != parent.parent and len(parts) < 3:
+        parts.insert(0, parent.name)
+        parent = parent.parent
+    return "/".join(parts)
 
 
 def resolve_sampling(task: Task, cfg: EvalConfig) -> SamplingParams:
@@ -146,6 +206,7 @@ def prepare(cfg: EvalConfig) -> Prepared:
     if cfg.server is not None:
         raise UsageError(f"--base-url: only used with --backend openai, not {cfg.backend}")
     model_dir, default_name = resolve_model(cfg.model, task.model)
+    check_model_files(model_dir, cfg.trust_remote_code)  # unreadable weights, custom code: before any work
     params, questions, chat = _questions_and_sampling(cfg, task)
     if chat:
         _check_chat_template(model_dir, cfg.trust_remote_code)
@@ -242,6 +303,7 @@ class AdaptOverrides:
     train_temperature: float | None = None
     train_max_new_tokens: int | None = None
     eval_every: int | None = None
+    save_every: int | None = None  # checkpoint every K steps (not part of the run's identity)
     use_vllm: bool = False
     vllm_mode: Literal["colocate", "server"] | None = None
     report_to: str | None = None  # TRL reporters, comma-separated: none, tensorboard, wandb, trackio

@@ -14,7 +14,7 @@ from ttrl_bench.grading import Grader
 from ttrl_bench.measure.loop import Measurement, measure
 from ttrl_bench.measure.metrics import question_scores
 from ttrl_bench.measure.provenance import git_revision, library_versions
-from ttrl_bench.measure.records import Record, write_record
+from ttrl_bench.measure.records import Record, check_leaderboard_slots, publish_record, write_record
 from ttrl_bench.measure.rundir import default_out_dir, open_run_dir, write_measurement
 from ttrl_bench.measure.store import SampleStore
 from ttrl_bench.pipeline.config import EvalConfig, Prepared, prepare, request_dict
@@ -115,6 +115,8 @@ def evaluate(
     place, None to keep everything in memory. ``leaderboard``: also write the record there.
     ``lm_eval_results``: also write lm-eval 0.4's results and samples files there."""
     prep = prepare(cfg)
+    if leaderboard is not None:  # a name taken by another model there: refused before the work, not after
+        check_leaderboard_slots(Path(leaderboard), prep.model_name, prep.identity["model_fingerprint"], prep.task.name, ["base"])
     run_dir = None
     if out is not None:
         run_dir = default_out_dir(prep.task.name, prep.model_name, prep.identity) if out == AUTO else Path(out)
@@ -135,5 +137,5 @@ def evaluate(
     if run_dir is not None:
         write_record(record, run_dir / "records")
     if leaderboard is not None:
-        write_record(record, Path(leaderboard))
+        publish_record(record, Path(leaderboard))
     return EvalResult(m.summary, record, m.grades, m.completions, run_dir)

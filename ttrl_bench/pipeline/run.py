@@ -17,6 +17,7 @@ from pathlib import Path
 from ttrl_bench.report.comparison import comparison_table
 from ttrl_bench.adapt.config import PAPER, TINY, AdaptConfig, paper_steps, per_device_batch, with_overrides
 from ttrl_bench.demo import EMBEDDED_MODEL, EPISODES_MODEL
+from ttrl_bench.errors import UsageError
 from ttrl_bench.measure.rundir import default_out_dir, open_run_dir, write_json
 from ttrl_bench.pipeline.config import Prepared, RunConfig, prepare, request_dict
 from ttrl_bench.pipeline.evaluate import AUTO, export_lm_eval, make_record, measure_into, model_args, sampler_options
@@ -24,13 +25,16 @@ from ttrl_bench.pipeline.generalization import Generalization
 from ttrl_bench.grading import Grader
 from ttrl_bench.measure.loop import Measurement
 from ttrl_bench.measure.provenance import git_revision, library_versions, model_fingerprint
-from ttrl_bench.measure.records import Record, write_record
+from ttrl_bench.measure.records import Record, check_leaderboard_slots, publish_record, write_record
 from ttrl_bench.pipeline.run_report import copy_report, curve_columns, eval_point, run_records, signal_columns, write_report
 
 
 def resolve_adapt(cfg: RunConfig, prep: Prepared) -> AdaptConfig:
     """The adaptation settings of a run: the profile (embedded or paper), then the user's overrides."""
     o = cfg.adapt
+    if o.steps is not None and o.steps < 1:
+        # 0 used to mean "the paper's epochs" silently; that is what leaving --steps unset does for real models
+        raise UsageError(f"--steps: must be >= 1, got {o.steps} (leave it unset for the profile's default)")
     model = prep.model_dir.resolve()
     if model == EPISODES_MODEL.resolve():  # the tiny profile, with the task's answer length
         base = replace(TINY, max_new_tokens=prep.params.max_new_tokens)
@@ -39,8 +43,8 @@ def resolve_adapt(cfg: RunConfig, prep: Prepared) -> AdaptConfig:
     adapt_cfg = with_overrides(
         base, steps=o.steps, prompts_per_step=o.prompts_per_step, samples=o.samples, votes=o.votes,
         learning_rate=o.lr, lr_scheduler=o.lr_scheduler, beta=o.beta, temperature=o.train_temperature,
-        max_new_tokens=o.train_max_new_tokens, eval_every=o.eval_every, vllm_mode=o.vllm_mode,
-        report_to=o.report_to, seed=cfg.eval.seed, progress_weight=o.progress_weight,
+        max_new_tokens=o.train_max_new_tokens, eval_every=o.eval_every, save_every=o.save_every,
+        vllm_mode=o.vllm_mode, report_to=o.report_to, seed=cfg.eval.seed, progress_weight=o.progress_weight,
         progress_answers=o.progress_answers,
     )
     if o.use_vllm:
@@ -50,6 +54,9 @@ def resolve_adapt(cfg: RunConfig, prep: Prepared) -> AdaptConfig:
     if o.votes is None and o.samples is not None:  # keep the profile's votes:samples ratio
         adapt_cfg = replace(adapt_cfg, votes=o.samples * base.votes // base.samples)
     adapt_cfg.validate()
+    if adapt_cfg.prompts_per_step > len(prep.questions):
+        raise UsageError(f"--prompts-per-step: {adapt_cfg.prompts_per_step} is more than the {len(prep.questions)} "
+                         "questions; a step needs that many distinct questions")
     per_device_batch(adapt_cfg, cfg.processes)  # the workers' layout check, before anything is measured or launched
     return adapt_cfg
 
@@ -136,13 +143,17 @@ def run(
     model the same way, and compare. ``out``: the run directory (``AUTO``: runs/run-<task>-<model>-<hash>);
     re-running the same call resumes it. Adaptation writes models, so a run always has a directory."""
     from ttrl_bench.adapt.callbacks import TrainLog  # torch/transformers load only when a run runs
-    from ttrl_bench.adapt.train import AdaptSpec, adapt
+    from ttrl_bench.adapt.train import AdaptSpec, adapt, last_checkpoint
     from ttrl_bench.report.plots import plot_training
 
     e = cfg.eval
     prep = prepare(e)
     adapt_cfg = resolve_adapt(cfg, prep)
-    identity = {**prep.identity, "adapt": {k: v for k, v in asdict(adapt_cfg).items() if k != "method"}}
+    if leaderboard is not None:  # a name taken by another model there: refused before the work, not after
+        check_leaderboard_slots(Path(leaderboard), prep.model_name, prep.identity["model_fingerprint"], prep.task.name,
+                                ["base", *cfg.methods])
+    # save_every changes when checkpoints are written, never what is trained: not part of the run's identity
+    identity = {**prep.identity, "adapt": {k: v for k, v in asdict(adapt_cfg).items() if k not in ("method", "save_every")}}
     # eval tasks, held-out split, base vote baseline: checked before anything is written
     gen = Generalization.plan(e, prep, adapt_cfg.votes, eval_tasks=cfg.eval_tasks, holdout=cfg.holdout,
                               holdout_seed=cfg.holdout_seed)
@@ -152,6 +163,11 @@ def run(
         "identity": identity, "request": {**asdict(cfg), "eval": request_dict(e)}, "model_dir": str(prep.model_dir),
         "versions": library_versions(), "git_revision": git_revision(),
     })
+    # A damaged checkpoint is refused now, not after the base measurement; under the lock, so a
+    # checkpoint another process is rotating is never mistaken for a damaged one.
+    for method in cfg.methods:
+        if not (run_dir / method / "model" / "ADAPTED").exists():
+            last_checkpoint(run_dir / method / "checkpoints")
     say = (lambda text: print(text, file=sys.stderr)) if progress else (lambda text: None)
     say(f"run directory: {run_dir}")
     kw = sampler_options(e, prep)
@@ -216,8 +232,8 @@ def run(
     if leaderboard is not None:
         lb = Path(leaderboard)
         for rec in records.values():
-            write_record(replace(rec, plots=_copy_plots(rec, run_dir / rec.method / "records", lb),
-                                 report=copy_report(run_dir, rec, lb)), lb)
+            publish_record(replace(rec, plots=_copy_plots(rec, run_dir / rec.method / "records", lb),
+                                   report=copy_report(run_dir, rec, lb)), lb)
         for rec in transfer:
-            write_record(rec, lb)
+            publish_record(rec, lb)
     return RunResult(records, table, run_dir)

@@ -28,11 +28,11 @@ def _round(v: object) -> float | None:
 
 def eval_point(step: int, m: Measurement, maj_key: str) -> dict:
     """One point of the eval curve from a measurement (the same keys as the probes' train-log rows)."""
-    scores = m.summary["scores"]
+    scores = m.summary.scores
     return {
         "step": step, "pass@1": scores["pass@1"]["mean"], "pass@1_stderr": scores["pass@1"].get("stderr"),
         maj_key: scores[maj_key]["mean"], f"{maj_key}_stderr": scores[maj_key].get("stderr"),
-        "eval_majority_ratio": m.summary["votes"]["mean_majority_ratio"],
+        "eval_majority_ratio": m.summary.votes.mean_majority_ratio,
     }
 
 

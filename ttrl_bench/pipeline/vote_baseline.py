@@ -64,7 +64,7 @@ def measure_base(
     extra_metrics = {}
     if votes != n:
         key = f"maj@{votes}"
-        extra_metrics[key] = first_samples(full, votes).summary["scores"][key]
+        extra_metrics[key] = first_samples(full, votes).summary.scores[key]
     baseline = {
         "votes": votes, "samples_per_question": m_samples,
         "maj_correct": votes_correct(full, votes),

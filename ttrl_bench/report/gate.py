@@ -1,8 +1,10 @@
 """The CI regression gate: is a run significantly worse than a baseline on the same questions?
 
 Records are paired by (task, method). For each pair the per-question scores of the
-metric are compared with ttrl_bench.report.stats.paired_difference (paired bootstrap over
-questions). A pair is a *regression* when the one-sided test says the run is worse
+metric are compared with ttrl_bench.report.stats.paired_difference (paired sign-flip
+permutation test over questions). Both records must come from the same sampling settings
+(n, temperature, top-p, top-k, max new tokens; the seed may differ) unless
+``allow_different_sampling``. A pair is a *regression* when the one-sided test says the run is worse
 at level alpha (p_worse < alpha) and the observed drop exceeds ``min_effect``
 points; an *improvement* is the mirror image. The exit code is 1 when any pair
 regressed, else 0; inputs that cannot be compared raise UsageError (exit code 2).
@@ -65,6 +67,7 @@ def check(
     baseline_model: str | None = None,
     n_boot: int = 10000,
     seed: int = 0,
+    allow_different_sampling: bool = False,
 ) -> CheckResult:
     """Compare ``run`` against ``baseline``, pair by pair; see the module docstring for the rule.
 
@@ -83,6 +86,9 @@ def check(
         raise UsageError(
             f"--run: no (task, method) in common with --baseline (baseline has {_keys(base_by_key)}; run has {_keys(run_by_key)})"
         )
+    if not allow_different_sampling:
+        for k in common:
+            _check_same_sampling(base_by_key[k], run_by_key[k])
     rows = tuple(
         _compare_pair(base_by_key[k], run_by_key[k], metric, alpha, min_effect, n_boot, seed) for k in common
     )
@@ -136,6 +142,18 @@ def _origin(origin: str) -> str:
 
 def _keys(by_key: dict[tuple[str, str, str], Record]) -> str:
     return ", ".join(f"{t}/{m}" + (f" ({o})" if o else "") for t, m, o in by_key)
+
+
+def _check_same_sampling(base: Record, run: Record) -> None:
+    """A T=0 candidate gated against a T=0.6 baseline measures the settings, not the model."""
+    differ = sorted(k for k in set(base.sampling) | set(run.sampling)
+                    if k != "seed" and base.sampling.get(k) != run.sampling.get(k))
+    if differ:
+        k = differ[0]
+        raise UsageError(
+            f"--run: task {base.task!r}, method {base.method!r}: sampling {k} {run.sampling.get(k)!r} differs from "
+            f"the baseline's {base.sampling.get(k)!r}; measure with the baseline's settings or pass --allow-different-sampling"
+        )
 
 
 def _compare_pair(
@@ -221,7 +239,8 @@ def render_check(result: CheckResult, fmt: str = "text") -> str:
     baseline_models = ", ".join(sorted({esc(r.baseline_model) for r in result.rows}))
     run_models = ", ".join(sorted({esc(r.run_model) for r in result.rows}))
     method_note = (
-        f"{result.metric} in points; paired bootstrap over questions ({result.n_boot} resamples); "
+        f"{result.metric} in points; paired sign-flip permutation test over questions "
+        f"(up to {result.n_boot} sign flips; interval: paired bootstrap); "
         f"regression = one-sided p worse < {result.alpha:g} and drop > {result.min_effect:g} points"
     )
     if result.metric in LOWER_IS_BETTER:

@@ -20,6 +20,7 @@ import csv
 import io
 import json
 import math
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -33,6 +34,7 @@ from ttrl_bench.report.html import render_page
 from ttrl_bench.report.table import Cell, Gain, PairedGain, Score, Share, Table, cell_text
 from ttrl_bench.report.transfer import transfer_table
 
+MIXED_MARK = " (different question sets)"
 LAYOUTS = ("paper", "long", "transfer")
 
 
@@ -125,8 +127,15 @@ class _Grid:
             self.cells[key] = r
         self.models = sorted({r.model for r in records}, key=lambda m: (m.casefold(), m))
         self.tasks = sorted({r.task for r in records})
-        present = {r.method for r in records}
-        self.methods = sort_methods(present)
+        # Tasks whose models were measured on different question sets (another --limit or data file):
+        # their scores share a column but are not comparable, and the column says so.
+        self.mixed = {t for t in self.tasks if len({fp for (_, task), fp in fingerprints.items() if task == t}) > 1}
+        self.methods = sort_methods({r.method for r in records})
+
+    def label(self, task: str | None) -> str:
+        """A task's column label; None is the average over tasks."""
+        mixed = bool(self.mixed) if task is None else task in self.mixed
+        return f"{task or 'average'}{MIXED_MARK if mixed else ''}"
 
     def score(self, model: str, task: str, method: str, metric: str) -> Score | None:
         record = self.cells.get((model, task, method))
@@ -169,7 +178,8 @@ def _method_name(method: str) -> str:
 
 def _paper_table(grid: _Grid, metrics: tuple[str, ...]) -> Table:
     # (column label, task); task None is the average over tasks (only worth a group with 2+ tasks)
-    groups: list[tuple[str, str | None]] = [(t, t) for t in grid.tasks] + ([("average", None)] if len(grid.tasks) > 1 else [])
+    groups: list[tuple[str, str | None]] = [(grid.label(t), t) for t in grid.tasks] + (
+        [(grid.label(None), None)] if len(grid.tasks) > 1 else [])
     with_gain = {"base", "ttrl"} <= set(grid.methods)
     with_share = with_gain and "leakage" in grid.methods
     columns: list[tuple[str, type]] = [("model", str)]
@@ -214,7 +224,7 @@ def _long_table(grid: _Grid, metrics: tuple[str, ...]) -> Table:
             for method in grid.methods:
                 if (model, task, method) not in grid.cells:
                     continue
-                row: list[Cell] = [model, task, _method_name(method)]
+                row: list[Cell] = [model, grid.label(task), _method_name(method)]
                 for metric in metrics:
                     score = grid.score(model, task, method, metric)
                     base = grid.score(model, task, "base", metric)
@@ -233,11 +243,28 @@ def _long_table(grid: _Grid, metrics: tuple[str, ...]) -> Table:
 
 
 def markdown_escape(text: str) -> str:
-    """A record's string as literal text in GitHub markdown (no HTML, emphasis, links or table breaks)."""
+    """A record's string as literal text in GitHub markdown: no HTML, emphasis, links, math ($) or
+    table breaks; a newline would end the row (a fake row could follow), so it becomes <br>."""
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    for ch in "\\`*_[]|":
+    for ch in "\\`*_[]|$~":
         text = text.replace(ch, "\\" + ch)
-    return text
+    text = re.sub(r"\r\n|[\r\n\u2028\u2029]", "<br>", text)
+    return _CONTROL.sub(" ", text)
+
+
+def plain_line(text: str) -> str:
+    """LaTeX and HTML cells: control characters (newlines included) as spaces."""
+    return _CONTROL.sub(" ", text)
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
+# A spreadsheet runs a cell that starts with one of these as a formula (=HYPERLINK(...), =cmd|...).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_text(text: str) -> str:
+    """A text cell for CSV: a leading apostrophe keeps a spreadsheet from reading it as a formula."""
+    return "'" + text if text.startswith(_FORMULA_START) else text
 
 
 def _tabulate(table: Table, tablefmt: str, escape) -> str:
@@ -266,7 +293,7 @@ def _csv(table: Table) -> str:
             headers.append(header)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(headers)
+    writer.writerow([csv_text(h) for h in headers])
     for row in table.rows:
         values: list[object] = []
         for kind, cell in zip(table.kinds, row):
@@ -279,7 +306,7 @@ def _csv(table: Table) -> str:
             elif kind is PairedGain:
                 values += ["", ""] if cell is None else [_num(cell.points), _num(cell.stderr)]
             else:
-                values.append(cell)
+                values.append(csv_text(cell) if isinstance(cell, str) else cell)
         writer.writerow(["" if v is None else v for v in values])
     return out.getvalue()
 
@@ -312,7 +339,7 @@ def _json(table: Table) -> dict:
 # from the records). The CLI's --format choices come from it.
 FORMATS: dict[str, Callable[[Table], str] | None] = {
     "markdown": lambda table: _tabulate(table, "pipe", markdown_escape) + "\n",
-    "latex": lambda table: _tabulate(table, "latex_booktabs", str) + "\n",  # tabulate escapes LaTeX specials
+    "latex": lambda table: _tabulate(table, "latex_booktabs", plain_line) + "\n",  # tabulate escapes LaTeX specials
     "csv": lambda table: _csv(table),
     "html": None,
     "json": lambda table: json.dumps(_json(table), indent=2, ensure_ascii=False) + "\n",

@@ -24,6 +24,7 @@ from typing import Any, Sequence
 
 from ttrl_bench.errors import UsageError
 from ttrl_bench.sampling.base import check_params, encode_prompts, prompt_seed, replicate_greedy
+from ttrl_bench.sampling.reaper import start_reaper, stop_reaper
 from ttrl_bench.types import Completion, SamplingParams
 
 CPU_MEMORY_SHARE = 0.1
@@ -84,8 +85,13 @@ class VLLMSampler:
             options["gpu_memory_utilization"] = gpu_memory_utilization
         if batch_size is not None:
             options["max_num_seqs"] = batch_size
+        # before the engine starts: if this process is SIGKILLed, the watcher ends the engine's processes
+        self._reaper = start_reaper()
         try:
             self.llm = vllm.LLM(**options)
+        except BaseException:
+            stop_reaper(self._reaper)
+            raise
         finally:
             os.environ.clear()
             os.environ.update(saved_env)
@@ -127,7 +133,10 @@ class VLLMSampler:
 
     def close(self) -> None:
         """Stop the engine's processes now rather than at garbage collection."""
-        self.llm.llm_engine.engine_core.shutdown()
+        try:
+            self.llm.llm_engine.engine_core.shutdown()
+        finally:
+            stop_reaper(self._reaper)
 
 
 def _checkpoint_dtype(model_dir: Path, trust_remote_code: bool) -> str:
