@@ -73,7 +73,8 @@ def last_boxed(text: str) -> str | None:
         return None
     if text[start] != "{":  # "\boxed 5": the rest of the token
         token = re.match(r"[^\s$]+", text[start:])
-        return _nonempty(token.group(0) if token else "")
+        # a lone "\" or another box ("\boxed\boxed...", a cut-off completion) is no answer
+        return _no_box_inside(_nonempty(token.group(0).rstrip("\\") if token else ""))
     depth = 0
     i = start
     while i < len(text):
@@ -96,6 +97,11 @@ def _nonempty(answer: str) -> str | None:
     return answer or None
 
 
+def _no_box_inside(answer: str | None) -> str | None:
+    """None for text that still holds a box command: the remains of an empty or unclosed box, never an answer."""
+    return None if answer is None or _BOX_COMMAND.search(answer) else answer
+
+
 def _after_last_phrase(text: str) -> str | None:
     """What follows the last answer phrase, up to the end of its sentence or line."""
     matches = list(_ANSWER_PHRASE.finditer(text))
@@ -107,11 +113,12 @@ def _after_last_phrase(text: str) -> str | None:
         return boxed
     math_span = re.match(r"\$+([^$]+)\$+", rest) or re.match(r"\\[(\[](.+?)\\[)\]]", rest, re.DOTALL)
     if math_span:
-        return _nonempty(math_span.group(1))
+        return _no_box_inside(_nonempty(math_span.group(1)))
     line = rest.split("\n", 1)[0]
     # A sentence ends at ". " or a final ".", never inside a decimal like "3.5".
     sentence = re.split(r"\.(?:\s|$)", line, maxsplit=1)[0]
-    return _nonempty(sentence.strip().strip("*").rstrip(".").strip())
+    # "The answer is in \boxed{}.": the empty box was already refused; its phrase is no answer either
+    return _no_box_inside(_nonempty(sentence.strip().strip("*").rstrip(".").strip()))
 
 
 def _extract_math(text: str) -> str | None:

@@ -6,6 +6,7 @@ A run directory holds ``config.json`` (resolved config, versions, fingerprints),
 """
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -15,13 +16,15 @@ from ttrl_bench.measure.loop import Measurement, measure
 from ttrl_bench.measure.metrics import question_scores
 from ttrl_bench.measure.provenance import git_revision, library_versions
 from ttrl_bench.measure.records import Record, write_record
-from ttrl_bench.measure.rundir import default_out_dir, open_run_dir, write_measurement
+from ttrl_bench.measure.rundir import default_out_dir, open_run_dir, write_json, write_measurement
 from ttrl_bench.measure.store import SampleStore
 from ttrl_bench.pipeline.config import EvalConfig, Prepared, prepare
 from ttrl_bench.sampling import make_sampler
 
 
 def make_record(prep: Prepared, m: Measurement, *, method: str, run_dir: Path, **extra_fields) -> Record:
+    # how the prompts were made travels with the numbers (a base model scored with and without a chat template differs)
+    extra_fields["extra"] = {"prompt_format": prep.prompt_format, **extra_fields.get("extra", {})}
     return Record(
         model=prep.model_name,
         model_fingerprint=prep.identity["model_fingerprint"],
@@ -47,9 +50,12 @@ def measure_into(
     m = measure(
         prep.questions, lambda: make_sampler(backend, model_dir, **sampler_kwargs), prep.params,
         answer_type=prep.task.answer_type, chat_template=prep.chat_template, grader=grader,
-        store=SampleStore(directory / "samples.jsonl"), progress=progress, desc=desc,
+        store=SampleStore(directory / "samples.jsonl"), chunk_tokens=prep.chunk_tokens, progress=progress, desc=desc,
     )
     write_measurement(directory, m)
+    if m.stats.chunks:  # something was sampled (not all resumed from the store)
+        print(f"{desc}: {backend}: {m.stats.line()}", file=sys.stderr)
+        write_json(directory / "sampling_stats.json", {**asdict(m.stats), "tokens_per_second": m.stats.tokens_per_second})
     return m
 
 
@@ -62,6 +68,7 @@ def run_eval(cfg: EvalConfig, out: Path | None = None, leaderboard: Path | None 
         "request": asdict(cfg),
         "model_dir": str(prep.model_dir),
         "model_name": prep.model_name,
+        "prompt_format": prep.prompt_format,
         "versions": library_versions(),
         "git_revision": git_revision(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -71,7 +78,7 @@ def run_eval(cfg: EvalConfig, out: Path | None = None, leaderboard: Path | None 
     with Grader(timeout_seconds=cfg.grading_timeout) as grader:
         m = measure_into(
             out, prep, prep.model_dir, cfg.backend, grader, f"{prep.task.name}: sampling", progress=progress,
-            trust_remote_code=cfg.trust_remote_code, batch_size=cfg.batch_size,
+            **cfg.sampler_options(),
         )
     record = make_record(prep, m, method="base", run_dir=out)
     write_record(record, out / "records")

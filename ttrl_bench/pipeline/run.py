@@ -124,11 +124,11 @@ def run_from_args(args, eval_cfg) -> int:
     run_dir = args.out or default_out_dir(prep.task.name, prep.model_name, identity, "run")
     open_run_dir(run_dir, identity, {
         "identity": identity, "request": {**vars(args), "func": None}, "model_dir": str(prep.model_dir),
-        "versions": library_versions(), "git_revision": git_revision(),
+        "prompt_format": prep.prompt_format, "versions": library_versions(), "git_revision": git_revision(),
     })
     print(f"run directory: {run_dir}", file=sys.stderr)
     leaderboard = None if args.no_leaderboard else args.leaderboard
-    kw = {"trust_remote_code": eval_cfg.trust_remote_code, "batch_size": eval_cfg.batch_size}
+    kw = eval_cfg.sampler_options()
     records: dict[str, Record] = {}
     maj_key = f"maj@{prep.params.n}"
 
