@@ -122,10 +122,11 @@ def sample_all(
     results: dict[str, list[Completion]] = {q.id: done[q.id] for q in questions if q.id in done}
     if len(results) == len(questions):
         return [results[q.id] for q in questions]
-    bar = tqdm(total=len(questions), initial=len(results), desc=desc, unit="q", disable=not progress, leave=False)
     started = time.perf_counter()
     sampler = sampler_factory()
     stats.start_seconds += getattr(sampler, "start_seconds", time.perf_counter() - started)
+    # after the model is up: a bar at 0/N during a minute of engine start looks like a hang
+    bar = tqdm(total=len(questions), initial=len(results), desc=desc, unit="q", disable=not progress, leave=False)
     try:
         prompts = [render_prompt(sampler.tokenizer, q.prompt, chat_template) for q in questions]
         lengths = [len(ids) for ids in sampler.encode(prompts)]
