@@ -9,8 +9,10 @@ random Llama with an 8k context (the character tokenizer: one token per characte
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -64,6 +66,14 @@ def test_an_engine_that_cannot_start_is_one_usage_error_naming_the_flag(long_con
     assert "\n" not in message
     assert message.startswith("--backend vllm: the vLLM engine did not start: ")
     assert "--vllm-kv-cache-gb" in message and "engine log: " in message
+    _remove_log(message)
+
+
+def _remove_log(message: str) -> None:
+    """The log of a failed start is kept for the user; a test removes its own."""
+    log = Path(re.search(r"engine log: (\S+)\)", message)[1])
+    assert "kv" in log.read_text().lower(), "the log should hold the engine's own account of the failure"
+    log.unlink()
 
 
 def test_eval_exits_2_on_a_failed_engine_start_and_the_corrected_rerun_completes(long_context_model_dir, tmp_path):
@@ -79,6 +89,7 @@ def test_eval_exits_2_on_a_failed_engine_start_and_the_corrected_rerun_completes
     lines = failed.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("ttrl-bench: error: --backend vllm:"), failed.stderr
     assert "--vllm-kv-cache-gb" in lines[0]
+    _remove_log(lines[0])
 
     done = subprocess.run(base, env=subprocess_env(), capture_output=True, text=True, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
