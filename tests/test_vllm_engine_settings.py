@@ -44,6 +44,22 @@ def long_context_model_dir(tmp_path_factory):
     return out
 
 
+def test_the_cpu_kv_cache_default_holds_two_full_length_sequences_within_bounds(long_context_model_dir):
+    from transformers import AutoConfig, Gemma3TextConfig
+
+    from ttrl_bench.sampling.vllm import CPU_KV_CACHE_GB, CPU_KV_CACHE_MIN_GB, default_cpu_kv_cache_gb
+
+    tiny = AutoConfig.from_pretrained(long_context_model_dir)  # 2 layers x 1 head x 64: 512 B/token in fp16
+    assert default_cpu_kv_cache_gb(tiny, 8192, "bfloat16") == CPU_KV_CACHE_MIN_GB
+    # Gemma 3 270M's shape: vLLM asked for 0.56 GiB for one 32768-token sequence (its engine log, here)
+    gemma = Gemma3TextConfig(num_hidden_layers=18, num_key_value_heads=1, head_dim=256, num_attention_heads=4,
+                             hidden_size=640)
+    assert abs(default_cpu_kv_cache_gb(gemma, 32768, "bfloat16") - 2 * 0.5625) < 1e-9
+    assert default_cpu_kv_cache_gb(gemma, 32768, "float32") == 2 * 2 * 0.5625
+    big = Gemma3TextConfig(num_hidden_layers=64, num_key_value_heads=8, head_dim=128)
+    assert default_cpu_kv_cache_gb(big, 32768, "bfloat16") == CPU_KV_CACHE_GB
+
+
 def test_seeded_calls_beyond_the_prefill_budget_complete_and_stay_deterministic(long_context_model_dir):
     sampler = make_sampler("vllm", long_context_model_dir)
     try:

