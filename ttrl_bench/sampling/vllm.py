@@ -126,7 +126,9 @@ class VLLMSampler:
         if batch_size is not None:
             options["max_num_seqs"] = batch_size
         self.engine_options = {k: v for k, v in options.items() if k != "model"}
-        self.log_path = Path(tempfile.mkstemp(prefix="ttrl-bench-vllm-", suffix=".log")[1])
+        fd, log_name = tempfile.mkstemp(prefix="ttrl-bench-vllm-", suffix=".log")
+        os.close(fd)
+        self.log_path = Path(log_name)
         started = time.perf_counter()
         try:
             with _output_to(self.log_path):
