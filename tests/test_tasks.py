@@ -49,7 +49,7 @@ def test_every_shipped_task_loads_and_validates():
         if name in REAL:
             # pinned, full-sha revisions; the paper's protocol and instruction
             assert re.fullmatch(r"[0-9a-f]{40}", task.source.revision), name
-            assert task.prompt.chat_template is True
+            assert task.prompt.chat_template == "auto"  # plain text for base models, the template for chat ones
             assert "\\boxed{}" in task.prompt.suffix
             assert (task.generation.n, task.generation.temperature, task.generation.top_p) == (16, 0.6, 0.95)
         else:
@@ -100,7 +100,7 @@ BAD_FIELDS = [
     (HUB_TASK, "generation.top_p", 0, "generation.top_p", "must be a number > 0 and <= 1"),
     (HUB_TASK, "generation.top_k", -1, "generation.top_k", "must be an integer >= 0"),
     (HUB_TASK, "answer_type", "float", "answer_type", "must be one of math, integer, choice"),
-    (HUB_TASK, "prompt.chat_template", "yes", "prompt.chat_template", "must be true or false"),
+    (HUB_TASK, "prompt.chat_template", "yes", "prompt.chat_template", "must be true, false or auto"),
     (HUB_TASK, "fields.question", _DELETE, "fields.question", "is missing"),
     (HUB_TASK, "fields.meta", "subject", "fields.meta", "must be a list of non-empty texts"),
     (HUB_TASK, "fields.answer", "problem", "fields", "must not use column 'problem' twice"),

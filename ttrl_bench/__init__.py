@@ -17,7 +17,8 @@ from ttrl_bench.grading import Grader, extract_answer
 from ttrl_bench.measure.metrics import majority_vote, pass_at_k
 from ttrl_bench.measure.records import Record, load_records
 from ttrl_bench.measure.summary import Summary
-from ttrl_bench.pipeline.config import AdaptOverrides, EvalConfig, RunConfig
+from ttrl_bench.pipeline.config import EvalConfig
+from ttrl_bench.pipeline.run_config import AdaptOverrides, RunConfig
 from ttrl_bench.pipeline.evaluate import EvalResult, evaluate
 from ttrl_bench.pipeline.run import RunResult, run
 from ttrl_bench.report.gate import CheckResult, check

@@ -5,7 +5,8 @@ import argparse
 from pathlib import Path
 
 from ttrl_bench.adapt.methods import methods_help
-from ttrl_bench.pipeline.config import VLLM_MODES, AdaptOverrides, EvalConfig, RunConfig
+from ttrl_bench.pipeline.config import EvalConfig
+from ttrl_bench.pipeline.run_config import VLLM_MODES, AdaptOverrides, RunConfig
 
 
 def add_adapt_flags(p: argparse.ArgumentParser) -> None:

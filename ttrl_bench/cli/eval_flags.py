@@ -31,8 +31,27 @@ def add_eval_flags(p: argparse.ArgumentParser) -> None:
                    help="grading time per question; math-verify work left after it counts as not equal and is "
                    "counted (default: the task's grading_budget, else 30)")
     chat = p.add_mutually_exclusive_group()
-    chat.add_argument("--chat-template", dest="chat_template", action="store_true", default=None, help="apply the tokenizer's chat template")
+    chat.add_argument("--chat-template", dest="chat_template", action="store_true", default=None,
+                      help="apply the tokenizer's chat template (default: the task's; the shipped real tasks say auto: "
+                      "the template if the tokenizer has one, else plain text, as for most base models)")
     chat.add_argument("--no-chat-template", dest="chat_template", action="store_false", help="feed the prompt as plain text")
+    bos = p.add_mutually_exclusive_group()
+    bos.add_argument("--add-bos", dest="add_bos", action="store_true", default=None,
+                     help="start every prompt with exactly one BOS token (default: as the tokenizer encodes; a warning "
+                     "if the model's config names a BOS the prompts lack)")
+    bos.add_argument("--no-add-bos", dest="add_bos", action="store_false", help="never start a prompt with a BOS token")
+    p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
+                   help="weights' dtype for sampling (default: auto, the checkpoint's)")
+    p.add_argument("--chunk-tokens", type=int, default=None,
+                   help="tokens (n x (prompt + max new tokens)) per sampler call; a finished call is saved, so a kill "
+                   "loses at most one (default: 8192 on CPU, 262144 with a GPU)")
+    p.add_argument("--vllm-kv-cache-gb", type=float, default=None,
+                   help="vllm: KV cache size in GiB (default on CPU: 4; on GPU: what --vllm-memory-share leaves)")
+    p.add_argument("--vllm-memory-share", type=float, default=None,
+                   help="vllm: share of GPU memory (on CPU: of RAM) the engine may use (default: vLLM's, 0.9; on CPU "
+                   "used for the KV cache only without --vllm-kv-cache-gb)")
+    p.add_argument("--vllm-max-model-len", type=int, default=None,
+                   help="vllm: longest prompt + completion in tokens (default: the model's; on CPU at most 32768)")
     p.add_argument("--trust-remote-code", action="store_true", help="allow model/dataset code from the hub (off by default)")
     p.add_argument("--batch-size", type=int, default=None, help="sequences (prompts x n) per hf generate call")
     p.add_argument("--threads", type=int, default=None,
@@ -63,6 +82,8 @@ def eval_config_from_args(args: argparse.Namespace):
         chat_template=args.chat_template, trust_remote_code=args.trust_remote_code, batch_size=args.batch_size,
         server=server_options(args), lm_eval_include_path=args.lm_eval_include_path,
         grading_budget=args.grading_budget, fields=args.fields,
+        add_bos=args.add_bos, dtype=args.dtype, chunk_tokens=args.chunk_tokens, vllm_kv_cache_gb=args.vllm_kv_cache_gb,
+        vllm_memory_share=args.vllm_memory_share, vllm_max_model_len=args.vllm_max_model_len,
     )
 
 

@@ -72,6 +72,11 @@ def extract_answer(text: str, answer_type: AnswerType) -> str | None:
     return _extract_choice(text)
 
 
+def _no_box_inside(answer: str | None) -> str | None:
+    """None for text that still holds a box command: the remains of an empty or unclosed box, never an answer."""
+    return None if answer is None or _BOX_COMMAND.search(answer) else answer
+
+
 def last_boxed(text: str) -> str | None:
     """Content of the last ``\\boxed{...}``/``\\fbox{...}``; None if absent, empty or unclosed.
 
@@ -88,7 +93,8 @@ def last_boxed(text: str) -> str | None:
         return None
     if text[start] != "{":  # "\boxed 5": the rest of the token
         token = re.match(r"[^\s$]+", text[start:])
-        return _nonempty(token.group(0) if token else "")
+        # a lone "\" or another box ("\boxed\boxed...", a cut-off completion) is no answer
+        return _no_box_inside(_nonempty(token.group(0).rstrip("\\") if token else ""))
     depth = 0
     i = start
     while i < len(text):

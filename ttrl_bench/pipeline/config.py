@@ -6,17 +6,14 @@ import math
 import re
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Literal
 
-from ttrl_bench.adapt.config import check_reporters
-from ttrl_bench.adapt.methods import parse_methods
 from ttrl_bench.data import data_fingerprint, load_questions
 from ttrl_bench.demo import EMBEDDED_MODEL, EMBEDDED_NAME, EPISODES_MODEL, EPISODES_NAME
 from ttrl_bench.errors import UsageError
-from ttrl_bench.measure.loop import chunk_size_for
+from ttrl_bench.measure.loop import chunk_size_for, default_chunk_tokens
 from ttrl_bench.measure.provenance import model_fingerprint
 from ttrl_bench.grading.grader import DEFAULT_BUDGET_SECONDS
-from ttrl_bench.sampling import BACKENDS
+from ttrl_bench.sampling import BACKENDS, DTYPES
 from ttrl_bench.sampling.openai import ServerOptions
 from ttrl_bench.tasks import Task, get_task, with_fields
 from ttrl_bench.types import Question, SamplingParams
@@ -41,7 +38,7 @@ class EvalConfig:
     limit: int | None = None  # only the first K questions
     seed: int = 0
     data: str | None = None  # a local JSON/JSONL/parquet file instead of the hub
-    chat_template: bool | None = None  # None: the task's setting
+    chat_template: bool | None = None  # None: the task's (true, false or "auto": the template if the tokenizer has one)
     trust_remote_code: bool = False
     batch_size: int | None = None
     grading_timeout: float = 5.0  # seconds per math-verify call
@@ -49,6 +46,12 @@ class EvalConfig:
     fields: str | None = None  # --fields "question=problem,answer=solution": column mapping for one-off files
     server: ServerOptions | None = None  # --backend openai: where the servers are
     lm_eval_include_path: str | None = None  # --task lm_eval:NAME: extra lm-eval task YAML folder
+    add_bos: bool | None = None  # None: as the tokenizer encodes (warned when the model expects a BOS it lacks)
+    dtype: str = "auto"  # sampling dtype; auto = the checkpoint's
+    chunk_tokens: int | None = None  # tokens per sampler call; None: measure.loop.default_chunk_tokens()
+    vllm_kv_cache_gb: float | None = None
+    vllm_memory_share: float | None = None
+    vllm_max_model_len: int | None = None
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -67,6 +70,24 @@ class EvalConfig:
             raise UsageError(f"--grading-timeout: must be a positive number of seconds, got {self.grading_timeout}")
         if self.grading_budget is not None and not (math.isfinite(self.grading_budget) and self.grading_budget > 0):
             raise UsageError(f"--grading-budget: must be a number of seconds > 0, got {self.grading_budget}")
+        _check_sampler_options(self)
+
+
+def _check_sampler_options(cfg: EvalConfig) -> None:
+    """Flags no sampler sees before a run directory exists."""
+    if cfg.dtype not in DTYPES:
+        raise UsageError(f"--dtype: unknown dtype {cfg.dtype!r}; expected one of {', '.join(DTYPES)}")
+    _check_int("--chunk-tokens", cfg.chunk_tokens, 1)
+    if cfg.backend != "vllm":
+        for flag, value in (("--vllm-kv-cache-gb", cfg.vllm_kv_cache_gb), ("--vllm-memory-share", cfg.vllm_memory_share),
+                            ("--vllm-max-model-len", cfg.vllm_max_model_len)):
+            if value is not None:
+                raise UsageError(f"{flag}: only for --backend vllm; expected no {flag} with --backend {cfg.backend}")
+    if cfg.vllm_kv_cache_gb is not None and not cfg.vllm_kv_cache_gb > 0:
+        raise UsageError(f"--vllm-kv-cache-gb: must be > 0, got {cfg.vllm_kv_cache_gb}")
+    if cfg.vllm_memory_share is not None and not 0 < cfg.vllm_memory_share <= 1:
+        raise UsageError(f"--vllm-memory-share: must be in (0, 1], got {cfg.vllm_memory_share}")
+    _check_int("--vllm-max-model-len", cfg.vllm_max_model_len, 1)
 
 
 def _check_int(flag: str, value: int | None, low: int, note: str = "") -> None:
@@ -190,10 +211,23 @@ class Prepared:
     model_dir: Path | None  # None: --backend openai without a local tokenizer (--model)
     model_name: str
     params: SamplingParams
-    chat_template: bool
+    chat_template: bool  # resolved: is the tokenizer's template applied?
     identity: dict  # what makes two runs the same run
     server: ServerOptions | None = None  # --backend openai, with the model id resolved
     grading_budget: float = DEFAULT_BUDGET_SECONDS  # seconds of grading per question
+    prompt_format: dict = field(default_factory=dict)  # for records: chat template asked and used, BOS rule
+    chunk_tokens: int | None = None  # tokens per sampler call
+
+
+def sampler_options(cfg: EvalConfig, prep: Prepared) -> dict:
+    """What ``make_sampler`` takes from the config (besides backend and model); None values are dropped there."""
+    options = dict(
+        trust_remote_code=cfg.trust_remote_code, batch_size=cfg.batch_size, add_bos=cfg.add_bos, dtype=cfg.dtype,
+        kv_cache_gb=cfg.vllm_kv_cache_gb, memory_share=cfg.vllm_memory_share, max_model_len=cfg.vllm_max_model_len,
+    )
+    if prep.server is not None:  # the openai backend takes only its server options
+        options = {"trust_remote_code": cfg.trust_remote_code, "server": prep.server}
+    return options
 
 
 def prepare(cfg: EvalConfig) -> Prepared:
@@ -207,34 +241,41 @@ def prepare(cfg: EvalConfig) -> Prepared:
         raise UsageError(f"--base-url: only used with --backend openai, not {cfg.backend}")
     model_dir, default_name = resolve_model(cfg.model, task.model)
     check_model_files(model_dir, cfg.trust_remote_code)  # unreadable weights, custom code: before any work
-    params, questions, chat = _questions_and_sampling(cfg, task)
-    if chat:
-        _check_chat_template(model_dir, cfg.trust_remote_code)
-    identity = _identity(task, questions, model_fingerprint(model_dir), cfg.backend, params, chat)
+    params, questions, asked = _questions_and_sampling(cfg, task)
+    chat = _resolve_chat_template(asked, model_dir, cfg.trust_remote_code)
+    identity = _identity(cfg, task, questions, model_fingerprint(model_dir), params, chat)
+    prompt_format = {"chat_template": chat, "chat_template_requested": asked, "add_bos": cfg.add_bos}
     return Prepared(task, questions, model_dir, cfg.model_name or default_name, params, chat, identity,
-                    grading_budget=budget)
+                    grading_budget=budget, prompt_format=prompt_format, chunk_tokens=identity["chunk"]["tokens"])
 
 
-def _questions_and_sampling(cfg: EvalConfig, task: Task) -> tuple[SamplingParams, list[Question], bool]:
+def _questions_and_sampling(cfg: EvalConfig, task: Task) -> tuple[SamplingParams, list[Question], bool | str]:
     params = resolve_sampling(task, cfg)
     questions = load_questions(task, data_path=cfg.data, limit=cfg.limit, trust_remote_code=cfg.trust_remote_code)
     if not questions:
         raise UsageError(f"--task {task.name}: the data holds no questions")
-    chat = task.prompt.chat_template if cfg.chat_template is None else cfg.chat_template
-    return params, questions, chat
+    asked = task.prompt.chat_template if cfg.chat_template is None else cfg.chat_template
+    return params, questions, asked
 
 
-def _identity(task: Task, questions: list[Question], fingerprint: str, backend: str, params: SamplingParams,
+def _identity(cfg: EvalConfig, task: Task, questions: list[Question], fingerprint: str, params: SamplingParams,
               chat: bool) -> dict:
-    return {
+    chunk_tokens = default_chunk_tokens() if cfg.chunk_tokens is None else cfg.chunk_tokens
+    identity = {
         "task": task.name,
         "data_fingerprint": data_fingerprint(questions),
         "model_fingerprint": fingerprint,
-        "backend": backend,
+        "backend": cfg.backend,
         "sampling": asdict(params),
         "chat_template": chat,
-        "chunk": chunk_size_for(params.n),
+        "chunk": {"questions": chunk_size_for(params.n), "tokens": chunk_tokens},
     }
+    # only when set, so that runs without them keep their identity across versions
+    if cfg.add_bos is not None:
+        identity["add_bos"] = cfg.add_bos
+    if cfg.dtype != "auto":
+        identity["dtype"] = cfg.dtype
+    return identity
 
 
 def _prepare_openai(cfg: EvalConfig, task: Task) -> Prepared:
@@ -246,22 +287,28 @@ def _prepare_openai(cfg: EvalConfig, task: Task) -> Prepared:
     if cfg.server is None:
         raise UsageError("--base-url: required with --backend openai (e.g. http://HOST:8000/v1)")
     model_dir = _tokenizer_dir(cfg.model) if cfg.model is not None else None
-    params, questions, chat = _questions_and_sampling(cfg, task)
-    if cfg.server.endpoint == "chat" and not chat:
-        raise UsageError("--endpoint chat: the server applies its chat template, but this run feeds plain prompts "
-                         "(chat template off); pass --chat-template or use --endpoint completions")
-    if chat and cfg.server.endpoint == "completions":
-        if model_dir is None:
+    params, questions, asked = _questions_and_sampling(cfg, task)
+    if cfg.server.endpoint == "chat":
+        if asked is False:
+            raise UsageError("--endpoint chat: the server applies its chat template, but this run feeds plain prompts "
+                             "(chat template off); pass --chat-template or use --endpoint completions")
+        chat = True
+    elif model_dir is None:
+        if asked is True:
             raise UsageError("--chat-template: with --backend openai and the completions endpoint the template comes "
                              "from --model (a local copy of the tokenizer); pass --model DIR, --endpoint chat, "
                              "or --no-chat-template")
-        _check_chat_template(model_dir, cfg.trust_remote_code)
+        chat = False  # "auto" without a local tokenizer: plain prompts
+    else:
+        chat = _resolve_chat_template(asked, model_dir, cfg.trust_remote_code)
     model_id = resolve_model_id(cfg.server)  # one line and exit 2 for a bad URL, key or model id
-    identity = _identity(task, questions, f"openai:{model_id}", cfg.backend, params, chat)
+    identity = _identity(cfg, task, questions, f"openai:{model_id}", params, chat)
     identity["server"] = {"model_id": model_id, "endpoint": cfg.server.endpoint,
                           "tokenizer_fingerprint": None if model_dir is None else model_fingerprint(model_dir)}
     server = replace(cfg.server, model_id=model_id)
-    return Prepared(task, questions, model_dir, cfg.model_name or model_id, params, chat, identity, server)
+    return Prepared(task, questions, model_dir, cfg.model_name or model_id, params, chat, identity, server,
+                    prompt_format={"chat_template": chat, "chat_template_requested": asked, "add_bos": cfg.add_bos},
+                    chunk_tokens=identity["chunk"]["tokens"])
 
 
 def _tokenizer_dir(model: str) -> Path:
@@ -272,79 +319,17 @@ def _tokenizer_dir(model: str) -> Path:
     return path
 
 
-def _check_chat_template(model_dir: Path, trust_remote_code: bool) -> None:
-    """Fail before anything is written when the prompts need a chat template the tokenizer lacks."""
+def _resolve_chat_template(asked: bool | str, model_dir: Path, trust_remote_code: bool) -> bool:
+    """``auto``: the tokenizer's template if it has one; ``True``: it must have one (else exit 2); ``False``: plain."""
+    if asked is False:
+        return False
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=trust_remote_code)
-    if not getattr(tokenizer, "chat_template", None):
+    has_template = bool(getattr(tokenizer, "chat_template", None))
+    if asked is True and not has_template:
         raise UsageError(
             f"--chat-template: the tokenizer of {model_dir} has no chat template; pass --no-chat-template"
+            " (or leave the task's default, auto, which uses plain text for such models)"
         )
-
-
-
-
-VLLM_MODES = ("colocate", "server")
-
-
-@dataclass(frozen=True)
-class AdaptOverrides:
-    """Adaptation settings the user sets; ``None`` keeps the profile's value (the embedded profile for the
-    embedded model, the paper's recipe for any other; see ``ttrl_bench.adapt.config``)."""
-
-    steps: int | None = None  # 0: the paper's epochs for the task
-    prompts_per_step: int | None = None
-    samples: int | None = None
-    votes: int | None = None
-    lr: float | None = None
-    lr_scheduler: str | None = None  # a transformers scheduler name
-    beta: float | None = None
-    train_temperature: float | None = None
-    train_max_new_tokens: int | None = None
-    eval_every: int | None = None
-    save_every: int | None = None  # checkpoint every K steps (not part of the run's identity)
-    use_vllm: bool = False
-    vllm_mode: Literal["colocate", "server"] | None = None
-    report_to: str | None = None  # TRL reporters, comma-separated: none, tensorboard, wandb, trackio
-    progress_weight: float | None = None  # progress, ttrl+progress: weight of the MRT progress bonus
-    progress_answers: int | None = None  # progress, ttrl+progress: forced answers per episode prefix
-
-    def __post_init__(self) -> None:
-        if self.vllm_mode is not None and self.vllm_mode not in VLLM_MODES:
-            raise UsageError(f"--vllm-mode: expected one of {', '.join(VLLM_MODES)}, got {self.vllm_mode!r}")
-        if self.report_to is not None:
-            check_reporters(self.report_to)
-        if self.lr_scheduler is not None:
-            from transformers.trainer_utils import SchedulerType
-
-            known = [s.value for s in SchedulerType]
-            if self.lr_scheduler not in known:
-                raise UsageError(f"--lr-scheduler: expected one of {', '.join(known)}, got {self.lr_scheduler!r}")
-
-
-@dataclass(frozen=True)
-class RunConfig:
-    """``ttrl-bench run``: measure the base model, adapt it with each method, measure again."""
-
-    eval: EvalConfig = field(default_factory=EvalConfig)
-    methods: tuple[str, ...] = ("ttrl", "leakage")  # names from ``ttrl_bench.adapt.methods.METHODS``
-    adapt: AdaptOverrides = field(default_factory=AdaptOverrides)
-    processes: int = 1  # training processes (``accelerate launch``) per method
-    accelerate_config: str | None = None  # an accelerate config file (DeepSpeed, FSDP)
-    eval_tasks: str | None = None  # "T1,T2": also measure base and adapted models on these tasks
-    holdout: float | None = None  # adapt on the rest, report in-sample and held-out gains separately
-    holdout_seed: int | None = None  # seed of the held-out split (default 0)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "methods", parse_methods(self.methods))
-        if self.eval.backend == "openai":
-            raise UsageError("--backend openai: `run` adapts the model's weights here and measures the adapted copies "
-                             "in-process; use --backend hf or vllm for run, and openai for eval")
-        _check_int("--processes", self.processes, 1)
-        if self.holdout is not None and not 0 < self.holdout < 1:
-            raise UsageError(f"--holdout: must be a fraction strictly between 0 and 1, got {self.holdout}")
-        if self.holdout is None and self.holdout_seed is not None:
-            raise UsageError("--holdout-seed: needs --holdout FRACTION")
-        if self.accelerate_config is not None and not Path(self.accelerate_config).is_file():
-            raise UsageError(f"--accelerate-config: {self.accelerate_config} is not a file")
+    return has_template

@@ -6,6 +6,7 @@ A run directory holds ``config.json`` (resolved config, versions, fingerprints),
 """
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -15,15 +16,17 @@ from ttrl_bench.measure.loop import Measurement, measure
 from ttrl_bench.measure.metrics import question_scores
 from ttrl_bench.measure.provenance import git_revision, library_versions
 from ttrl_bench.measure.records import Record, check_leaderboard_slots, publish_record, write_record
-from ttrl_bench.measure.rundir import default_out_dir, open_run_dir, write_measurement
+from ttrl_bench.measure.rundir import default_out_dir, open_run_dir, write_json, write_measurement
 from ttrl_bench.measure.store import SampleStore
-from ttrl_bench.pipeline.config import EvalConfig, Prepared, prepare, request_dict
+from ttrl_bench.pipeline.config import EvalConfig, Prepared, prepare, request_dict, sampler_options
 from ttrl_bench.measure.summary import Summary
 from ttrl_bench.sampling import make_sampler
 from ttrl_bench.types import Completion, QuestionGrade
 
 
 def make_record(prep: Prepared, m: Measurement, *, method: str, run_dir: Path | str, **extra_fields) -> Record:
+    # how the prompts were made travels with the numbers (a base model scored with and without a chat template differs)
+    extra_fields["extra"] = {"prompt_format": prep.prompt_format, **extra_fields.get("extra", {})}
     return Record(
         model=prep.model_name,
         model_fingerprint=prep.identity["model_fingerprint"],
@@ -40,12 +43,6 @@ def make_record(prep: Prepared, m: Measurement, *, method: str, run_dir: Path | 
     )
 
 
-def sampler_options(cfg: EvalConfig, prep: Prepared) -> dict:
-    options = {"trust_remote_code": cfg.trust_remote_code, "batch_size": cfg.batch_size}
-    if prep.server is not None:
-        options["server"] = prep.server
-    return options
-
 
 def measure_into(
     directory: Path | None, prep: Prepared, model_dir: Path, backend: str, grader: Grader, desc: str,
@@ -58,10 +55,14 @@ def measure_into(
         prep.questions, lambda: make_sampler(backend, model_dir, **sampler_kwargs), prep.params,
         answer_type=prep.task.answer_type, chat_template=prep.chat_template, grader=grader,
         store=SampleStore(directory / "samples.jsonl") if directory is not None else None,
-        progress=progress, desc=desc,
+        chunk_tokens=prep.chunk_tokens, progress=progress, desc=desc,
     )
+    if m.stats.chunks and progress:  # something was sampled (not all resumed from the store)
+        print(f"{desc}: {backend}: {m.stats.line()}", file=sys.stderr)
     if directory is not None:
         write_measurement(directory, m)
+        if m.stats.chunks:
+            write_json(directory / "sampling_stats.json", {**asdict(m.stats), "tokens_per_second": m.stats.tokens_per_second})
     return m
 
 

@@ -19,8 +19,9 @@ from ttrl_bench.adapt.config import PAPER, TINY, AdaptConfig, paper_steps, per_d
 from ttrl_bench.demo import EMBEDDED_MODEL, EPISODES_MODEL
 from ttrl_bench.errors import UsageError
 from ttrl_bench.measure.rundir import default_out_dir, open_run_dir, write_json
-from ttrl_bench.pipeline.config import Prepared, RunConfig, prepare, request_dict
-from ttrl_bench.pipeline.evaluate import AUTO, export_lm_eval, make_record, measure_into, model_args, sampler_options
+from ttrl_bench.pipeline.config import Prepared, prepare, request_dict, sampler_options
+from ttrl_bench.pipeline.run_config import RunConfig
+from ttrl_bench.pipeline.evaluate import AUTO, export_lm_eval, make_record, measure_into, model_args
 from ttrl_bench.pipeline.generalization import Generalization
 from ttrl_bench.grading import Grader
 from ttrl_bench.measure.loop import Measurement
@@ -161,7 +162,7 @@ def run(
     run_dir = default_out_dir(prep.task.name, prep.model_name, identity, "run") if out == AUTO else Path(out)
     open_run_dir(run_dir, identity, {
         "identity": identity, "request": {**asdict(cfg), "eval": request_dict(e)}, "model_dir": str(prep.model_dir),
-        "versions": library_versions(), "git_revision": git_revision(),
+        "prompt_format": prep.prompt_format, "versions": library_versions(), "git_revision": git_revision(),
     })
     # A damaged checkpoint is refused now, not after the base measurement; under the lock, so a
     # checkpoint another process is rotating is never mistaken for a damaged one.

@@ -22,8 +22,8 @@ from typing import Any
 
 from ttrl_bench.errors import UsageError
 from ttrl_bench.sampling.base import (
-    DTYPES, PartialSample, Sampler, check_params, encode_prompts, prompt_for, prompt_seed, render_prompt,
-    replicate_greedy, resolve_model,
+    DTYPES, PartialSample, Sampler, check_params, encode_prompts, model_bos_token_id, prompt_for, prompt_seed,
+    render_prompt, replicate_greedy, resolve_model,
 )
 
 # the backends registry: name -> what it is (the CLI's --backend choices and help come from here)
@@ -34,8 +34,8 @@ BACKENDS = {
 }
 
 __all__ = [
-    "BACKENDS", "DTYPES", "PartialSample", "Sampler", "check_params", "encode_prompts", "make_sampler", "prompt_for",
-    "prompt_seed", "render_prompt", "replicate_greedy", "resolve_model",
+    "BACKENDS", "DTYPES", "PartialSample", "Sampler", "check_params", "encode_prompts", "make_sampler",
+    "model_bos_token_id", "prompt_for", "prompt_seed", "render_prompt", "replicate_greedy", "resolve_model",
 ]
 
 
@@ -47,16 +47,20 @@ def make_sampler(
     dtype: str = "auto",
     device: str | None = None,
     batch_size: int | None = None,
+    add_bos: bool | None = None,
     **backend_kwargs: Any,
 ) -> Sampler:
     """Load ``model`` (a local directory or a model already in the HF cache) for ``backend``.
 
     ``batch_size``: hf: the most sequences (prompts x n) in one ``generate`` call;
-    vllm: vLLM's ``max_num_seqs``. ``backend_kwargs`` go to the backend (vllm:
-    ``gpu_memory_utilization``, ``enforce_eager``, ``max_model_len``, other ``vllm.LLM``
-    arguments); openai: ``server`` (a ``sampling.openai.ServerOptions``), and ``model`` is
-    the optional local tokenizer directory (None: plain prompts, no local tokenizer).
+    vllm: vLLM's ``max_num_seqs``. ``add_bos``: see ``encode_prompts`` (None = the
+    tokenizer's rule). ``backend_kwargs`` go to the backend (vllm: ``kv_cache_gb``,
+    ``memory_share``, ``max_model_len``, ``enforce_eager``, other ``vllm.LLM`` arguments;
+    openai: ``server``, a ``sampling.openai.ServerOptions``, and ``model`` is the optional
+    local tokenizer directory); options left at None are dropped, so a caller can pass every
+    backend's options.
     """
+    backend_kwargs = {k: v for k, v in backend_kwargs.items() if v is not None}
     if backend not in BACKENDS:
         raise UsageError(f"--backend: unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
     if dtype not in DTYPES:
@@ -76,11 +80,12 @@ def make_sampler(
     if model is None:
         raise UsageError(f"--model: required with --backend {backend}")
     model_dir = resolve_model(model)
-    common = dict(trust_remote_code=trust_remote_code, dtype=dtype, device=device, batch_size=batch_size)
+    common = dict(trust_remote_code=trust_remote_code, dtype=dtype, device=device, batch_size=batch_size, add_bos=add_bos)
     # Backends are imported only when chosen: vllm is optional and slow to import.
     if backend == "hf":
         if backend_kwargs:
-            raise UsageError(f"--backend hf: unsupported option(s) {', '.join(sorted(backend_kwargs))}")
+            flags = ", ".join(f"--vllm-{k.replace('_', '-')}" for k in sorted(backend_kwargs))
+            raise UsageError(f"{flags}: only for --backend vllm; expected no such option with --backend hf")
         from ttrl_bench.sampling.hf import HFSampler
 
         return HFSampler(model_dir, **common)

@@ -3,6 +3,7 @@ parameter checks and the per-prompt seed rule (see ``ttrl_bench.sampling`` for t
 from __future__ import annotations
 
 import hashlib
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, Sequence
 
@@ -21,6 +22,10 @@ class Sampler(Protocol):
 
     def sample(self, prompts: Sequence[str], params: SamplingParams) -> list[list[Completion]]:
         """``params.n`` completions per prompt, in prompt order."""
+        ...
+
+    def encode(self, prompts: Sequence[str]) -> list[list[int]]:
+        """The token ids the model is fed for ``prompts`` (``encode_prompts`` with the sampler's BOS rule)."""
         ...
 
     def close(self) -> None:
@@ -64,19 +69,76 @@ def render_prompt(tokenizer: "PreTrainedTokenizerBase", text: str, chat_template
     )
 
 
-def encode_prompts(tokenizer: "PreTrainedTokenizerBase", prompts: Sequence[str]) -> list[list[int]]:
+def model_bos_token_id(model_dir: Path, trust_remote_code: bool = False) -> int | None:
+    """The BOS token id the model's config names (its text config for multimodal ones), or None."""
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(model_dir, trust_remote_code=trust_remote_code)
+    except Exception:  # an unloadable config fails later, where the model itself is loaded, with its own message
+        return None
+    return config_bos_token_id(config)
+
+
+def config_bos_token_id(config) -> int | None:
+    for cfg in (config.get_text_config(), config):
+        bos = getattr(cfg, "bos_token_id", None)
+        if isinstance(bos, int):
+            return bos
+    return None
+
+
+_BOS_WARNED: set[tuple[str, int]] = set()
+
+
+def encode_prompts(
+    tokenizer: "PreTrainedTokenizerBase",
+    prompts: Sequence[str],
+    *,
+    add_bos: bool | None = None,
+    model_bos_id: int | None = None,
+) -> list[list[int]]:
     """Token ids of each prompt with the tokenizer's own special tokens added exactly once.
 
     A chat template usually writes the BOS token into the text already; encoding
     such text with ``add_special_tokens=True`` would give two BOS tokens, so then
     the tokenizer is told not to add its own.
+
+    ``add_bos`` (``--add-bos/--no-add-bos``): True = every prompt starts with exactly one
+    BOS (``model_bos_id``, else the tokenizer's), False = none; None = what the tokenizer
+    does, with a warning (once per process and model) when ``model_bos_id`` is set and a
+    prompt lacks it: tokenizers rebuilt from GGUF, for one, add none, and a model trained
+    with BOS then sees out-of-distribution input and answers differently.
     """
     bos = tokenizer.bos_token
     encoded = []
     for text in prompts:
         has_bos = bool(bos) and text.startswith(bos)
-        encoded.append(tokenizer(text, add_special_tokens=not has_bos)["input_ids"])
-    return encoded
+        encoded.append(list(tokenizer(text, add_special_tokens=not has_bos)["input_ids"]))
+    if add_bos is None:
+        if model_bos_id is not None and any(ids[:1] != [model_bos_id] for ids in encoded):
+            _warn_missing_bos(tokenizer, model_bos_id)
+        return encoded
+    bos_id = model_bos_id if model_bos_id is not None else tokenizer.bos_token_id
+    if bos_id is None:
+        raise UsageError(
+            f"--add-bos/--no-add-bos: neither the model's config nor the tokenizer of"
+            f" {getattr(tokenizer, 'name_or_path', 'this model')} names a BOS token; expected no --add-bos"
+        )
+    stripped = [ids[1:] if ids[:1] == [bos_id] else ids for ids in encoded]
+    return [[bos_id, *ids] for ids in stripped] if add_bos else stripped
+
+
+def _warn_missing_bos(tokenizer: "PreTrainedTokenizerBase", bos_id: int) -> None:
+    key = (str(getattr(tokenizer, "name_or_path", "")), bos_id)
+    if key in _BOS_WARNED:
+        return
+    _BOS_WARNED.add(key)
+    print(
+        f"ttrl-bench: warning: the model's config names BOS token id {bos_id} but the tokenizer of {key[0] or 'the model'}"
+        " does not start the prompt with it; pass --add-bos to add it or --no-add-bos to silence this",
+        file=sys.stderr,
+    )
 
 
 def check_params(params: SamplingParams) -> None:

@@ -17,7 +17,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig, 
 from transformers.generation import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
 
 from ttrl_bench.errors import UsageError
-from ttrl_bench.sampling.base import check_params, encode_prompts, prompt_seed, replicate_greedy
+from ttrl_bench.sampling.base import check_params, config_bos_token_id, encode_prompts, prompt_seed, replicate_greedy
 from ttrl_bench.types import Completion, SamplingParams
 
 # Sequences per generate call. On GPU the KV cache of long samples is the limit;
@@ -71,6 +71,7 @@ class HFSampler:
         dtype: str = "auto",
         device: str | None = None,
         batch_size: int | None = None,
+        add_bos: bool | None = None,
     ):
         try:
             self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -82,18 +83,19 @@ class HFSampler:
             model_dir, dtype=torch_dtype, trust_remote_code=trust_remote_code
         ).to(self.device)
         model.eval()
-        self._setup(model, tokenizer, batch_size)
+        self._setup(model, tokenizer, batch_size, add_bos)
 
     @classmethod
-    def from_model(cls, model, tokenizer, *, batch_size: int | None = None) -> "HFSampler":
+    def from_model(cls, model, tokenizer, *, batch_size: int | None = None, add_bos: bool | None = None) -> "HFSampler":
         """Sample from a model already in memory (the policy during adaptation); the caller sets eval mode."""
         self = cls.__new__(cls)
         self.device = model.device
-        self._setup(model, tokenizer, batch_size)
+        self._setup(model, tokenizer, batch_size, add_bos)
         return self
 
-    def _setup(self, model, tokenizer, batch_size: int | None) -> None:
+    def _setup(self, model, tokenizer, batch_size: int | None, add_bos: bool | None) -> None:
         self.model, self.tokenizer = model, tokenizer
+        self.add_bos, self.model_bos_id = add_bos, config_bos_token_id(model.config)
         self.batch_sequences = batch_size or DEFAULT_BATCH_SEQUENCES.get(self.device.type, 64)
         self.stop_ids = _stop_token_ids(self.tokenizer, self.model.generation_config)
         self.pad_id = next(
@@ -111,7 +113,7 @@ class HFSampler:
         check_params(params)
         if not prompts:
             return []
-        ids = encode_prompts(self.tokenizer, prompts)
+        ids = self.encode(prompts)
         per_prompt = 1 if params.greedy else params.n
         # A prompt's n sequences always share one call (num_return_sequences).
         prompts_per_call = max(1, self.batch_sequences // per_prompt)
@@ -121,6 +123,10 @@ class HFSampler:
             seeds = [prompt_seed(params.seed, start + k) for k in range(len(chunk))]
             out.extend(self._generate(chunk, seeds, params, per_prompt))
         return replicate_greedy(out, params.n) if params.greedy else out
+
+    def encode(self, prompts: Sequence[str]) -> list[list[int]]:
+        """The token ids this sampler feeds the model for ``prompts``."""
+        return encode_prompts(self.tokenizer, prompts, add_bos=self.add_bos, model_bos_id=self.model_bos_id)
 
     @torch.no_grad()
     def _generate(

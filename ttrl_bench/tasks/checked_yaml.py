@@ -130,6 +130,14 @@ class Section:
             raise self.error(key, "must be true or false")
         return value
 
+    def boolean_or(self, key: str, word: str, default: Any = _REQUIRED) -> bool | str:
+        """true, false, or the one word ``word`` (e.g. ``auto``)."""
+        expected = f"must be true, false or {word}"
+        given, value = self._get(key, default, expected)
+        if given and value != word and not isinstance(value, bool):
+            raise self.error(key, expected)
+        return value
+
     def integer(self, key: str, default: Any = _REQUIRED, *, minimum: int | None = None) -> int:
         expected = "must be an integer" + (f" >= {minimum}" if minimum is not None else "")
         given, value = self._get(key, default, expected)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Literal
 
 from ttrl_bench.tasks.checked_yaml import Section
 from ttrl_bench.errors import UsageError
@@ -18,6 +19,7 @@ BUILTIN_SPLITS = ("near", "shift", "episodes")
 EMBEDDED_MODELS: tuple[str, ...] = ("embedded", "embedded:episodes")
 ANSWER_TYPES: tuple[str, ...] = ("math", "integer", "choice")
 BUILTINS: tuple[str, ...] = ("synthetic",)
+ChatTemplateMode = Literal["auto", True, False]
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_]\w*)\}")
 _SHA = re.compile(r"^[0-9a-f]{40}$")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_]*$")
@@ -70,12 +72,15 @@ class Prompt:
     """User text = ``template`` with {question} (and {choices}) filled in, then a newline and ``suffix``.
 
     Only those placeholders are replaced; any other brace in the template is literal
-    text. The chat template, if on, is applied later by the sampler.
+    text. The chat template, if on, is applied later by the sampler. ``chat_template``:
+    ``"auto"`` (the default) = the tokenizer's template if it has one, else the plain text
+    (lm-eval's and lighteval's rule: base models rarely ship a template); ``True`` requires
+    a template; ``False`` never uses one. ``pipeline.config.prepare`` resolves it per model.
     """
 
     template: str = "{question}"
     suffix: str = ""
-    chat_template: bool = False
+    chat_template: ChatTemplateMode = "auto"
 
     def render(self, question: str, choices: tuple[str, ...] | list[str] = ()) -> str:
         listed = "\n".join(f"{CHOICE_LETTERS[i]}) {text}" for i, text in enumerate(choices))
@@ -249,7 +254,7 @@ def _read_prompt(top: Section, answer_type: str) -> Prompt:
     if used != allowed:
         missing = sorted(allowed - used)[0]
         raise p.error("template", f"must contain the placeholder {{{missing}}}")
-    return Prompt(template=template, suffix=p.free_text("suffix", ""), chat_template=p.boolean("chat_template"))
+    return Prompt(template=template, suffix=p.free_text("suffix", ""), chat_template=p.boolean_or("chat_template", "auto", "auto"))
 
 
 def _read_generation(top: Section) -> GenerationDefaults:
