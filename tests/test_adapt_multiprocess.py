@@ -7,6 +7,7 @@ import json
 import pytest
 from conftest import subprocess_env
 
+from ttrl_bench.adapt import train as train_module
 from ttrl_bench.pipeline import run as run_module
 from ttrl_bench.cli import main
 
@@ -54,7 +55,7 @@ def test_a_layout_that_would_split_groups_exits_2_before_launching(tiny_model_di
         raise AssertionError("launched the training processes")
 
     monkeypatch.setattr(run_module, "_launch", no_launch)
-    monkeypatch.setattr(run_module, "adapt", no_launch)
+    monkeypatch.setattr(train_module, "adapt", no_launch)  # run() imports it when it runs
     out = tmp_path / "out"
     # 3 questions a step cannot be shared by 2 processes without cutting a question's group
     assert main(argv(tiny_model_dir, out, "--prompts-per-step", "3", "--processes", "2")) == 2
