@@ -82,24 +82,34 @@ class ProgressCallback(TrainerCallback):
 
 
 class ProbeCallback(TrainerCallback):
-    """Measure the test set with the task's eval sampling every ``every`` steps and at the end."""
+    """Measure the test set every ``every`` steps (and at step 0 / the last step when asked).
 
-    def __init__(self, log: TrainLog, every: int, probe: Callable[[], Measurement], maj_key: str, skip_last: bool = False):
+    Every process calls ``probe`` (each measures a shard: ``adapt.probe``); it returns the
+    Measurement on the main process, which logs it, and None elsewhere.
+    """
+
+    def __init__(self, log: TrainLog, every: int, probe: Callable[[], Measurement | None], maj_key: str,
+                 skip_last: bool = False, at_start: bool = False):
         self.log, self.every, self.probe, self.maj_key = log, every, probe, maj_key
-        self.skip_last = skip_last
+        self.skip_last, self.at_start = skip_last, at_start
         self.last: Measurement | None = None
+
+    def _measure(self, step: int, state) -> None:
+        from ttrl_bench.adapt.probe import PROBE_BACKEND
+        from ttrl_bench.adapt.summary import eval_row
+
+        m = self.probe()
+        if m is not None and state.is_world_process_zero:
+            self.last = m
+            self.log.append(eval_row(step, m, self.maj_key, PROBE_BACKEND))
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if self.at_start and state.global_step == 0:
+            self._measure(0, state)
 
     def on_step_end(self, args, state, control, **kwargs):
         step = state.global_step
         last = step == state.max_steps
         if (last and self.skip_last) or not (step % self.every == 0 or last):
             return
-        if state.is_world_process_zero:
-            m = self.probe()
-            self.last = m
-            scores = m.summary["scores"]
-            self.log.append({
-                "step": step, "kind": "eval",
-                "pass@1": scores["pass@1"]["mean"], self.maj_key: scores[self.maj_key]["mean"],
-                "eval_majority_ratio": m.summary["votes"]["mean_majority_ratio"],
-            })
+        self._measure(step, state)

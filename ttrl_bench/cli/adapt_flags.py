@@ -33,3 +33,9 @@ def add_adapt_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--use-vllm", action="store_true", help="generate rollouts with TRL's vLLM integration (GPU path)")
     g.add_argument("--vllm-mode", default=None, choices=["colocate", "server"], help="TRL vLLM mode (server: start `trl vllm-serve` first)")
     g.add_argument("--report-to", default=None, help="TRL reporters: none, tensorboard, wandb (when installed)")
+    g.add_argument("--lora-r", type=int, default=None,
+                   help="LoRA rank through TRL's peft_config (needs peft); 0 = full fine-tuning (default). "
+                   "The adapted model is saved merged, in the checkpoint's dtype")
+    g.add_argument("--lora-alpha", type=float, default=None, help="LoRA alpha (default: 2 x --lora-r)")
+    g.add_argument("--lora-targets", default=None,
+                   help="LoRA target modules: all-linear (default) or comma-separated names, e.g. q_proj,v_proj")

@@ -15,7 +15,9 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 from ttrl_bench.adapt.methods import parse_methods
-from ttrl_bench.adapt.callbacks import BEST_CRITERION, TrainLog
+from ttrl_bench.adapt.callbacks import TrainLog
+from ttrl_bench.adapt.probe import PROBE_BACKEND
+from ttrl_bench.adapt.summary import train_summary
 from ttrl_bench.report.comparison import comparison_table
 from ttrl_bench.adapt.config import PAPER, TINY, AdaptConfig, paper_steps, per_device_batch, with_overrides
 from ttrl_bench.adapt.train import AdaptSpec, adapt
@@ -25,7 +27,6 @@ from ttrl_bench.measure.rundir import default_out_dir, open_run_dir, write_json
 from ttrl_bench.pipeline.config import Prepared, prepare
 from ttrl_bench.pipeline.evaluate import make_record, measure_into
 from ttrl_bench.grading import Grader
-from ttrl_bench.measure.loop import Measurement
 from ttrl_bench.measure.provenance import git_revision, library_versions, model_fingerprint
 from ttrl_bench.measure.records import Record, write_record
 
@@ -38,6 +39,8 @@ def resolve_adapt(args, prep: Prepared) -> AdaptConfig:
         learning_rate=args.lr, lr_scheduler=args.lr_scheduler, beta=args.beta, temperature=args.train_temperature,
         max_new_tokens=args.train_max_new_tokens, eval_every=args.eval_every, vllm_mode=args.vllm_mode,
         report_to=args.report_to, seed=args.seed,
+        lora_r=getattr(args, "lora_r", None), lora_alpha=getattr(args, "lora_alpha", None),
+        lora_targets=getattr(args, "lora_targets", None),
     )
     if args.use_vllm:
         cfg = replace(cfg, use_vllm=True)
@@ -71,34 +74,6 @@ def _launch(spec_path: Path, processes: int, accelerate_config: Path | None) -> 
     done = subprocess.run(cmd, env=env)
     if done.returncode != 0:
         raise RuntimeError(f"adaptation processes failed (exit {done.returncode}): {' '.join(cmd)}")
-
-
-def train_summary(log_rows: list[dict], maj_key: str, final: Measurement, final_step: int) -> dict:
-    """Diagnostics for the report: label/reward accuracy early and late, and the label-free best step."""
-    train = [r for r in log_rows if r.get("kind") == "train" and "reward" in r]  # not the end-of-training summary
-    evals = [r for r in log_rows if r.get("kind") == "eval"]
-    evals.append({
-        "step": final_step, "pass@1": final.summary["scores"]["pass@1"]["mean"],
-        maj_key: final.summary["scores"][maj_key]["mean"],
-        "eval_majority_ratio": final.summary["votes"]["mean_majority_ratio"],
-    })
-
-    def mean_of(rows, key):
-        vals = [r[key] for r in rows if key in r]
-        return sum(vals) / len(vals) if vals else None
-
-    labelled = [r for r in train if "label_accuracy" in r]
-    window = max(1, len(labelled) // 10)
-    # the policy moves within a few steps (Adam's first updates are full-size), so "first" is 10 steps
-    head = labelled[: min(10, window)]
-    best = max(evals, key=lambda r: (r["eval_majority_ratio"], r["step"]))
-    return {
-        "label_accuracy_first": mean_of(head, "label_accuracy"),
-        "label_accuracy_last": mean_of(labelled[-window:], "label_accuracy"),
-        "reward_accuracy_mean": mean_of(train, "reward_accuracy"),
-        "best_step": best["step"], "best_step_pass@1": best["pass@1"], "best_criterion": f"eval {BEST_CRITERION} (label-free)",
-        "final_step": final_step, "evals": evals,
-    }
 
 
 def _copy_plots(rec: Record, record_dir: Path, leaderboard: Path) -> list[str]:
@@ -146,7 +121,7 @@ def run_from_args(args, eval_cfg) -> int:
                     task=prep.task.name, model_dir=str(prep.model_dir), out_dir=str(mdir), config=asdict(mcfg),
                     eval_sampling=asdict(prep.params), chat_template=prep.chat_template, data=eval_cfg.data,
                     limit=eval_cfg.limit, trust_remote_code=eval_cfg.trust_remote_code,
-                    grading_timeout=eval_cfg.grading_timeout,
+                    grading_timeout=eval_cfg.grading_timeout, backend=eval_cfg.backend,
                 )
                 spec.write(mdir / "spec.json")
                 print(f"{method}: adapting ({mcfg.steps} steps)", file=sys.stderr)
@@ -156,10 +131,12 @@ def run_from_args(args, eval_cfg) -> int:
                     adapt(spec)
             m = measure_into(mdir, prep, model_out, eval_cfg.backend, grader, f"{method}: sampling", **kw)
             log_rows = TrainLog.read(mdir / "train_log.jsonl")
-            summary = train_summary(log_rows, maj_key, m, mcfg.steps)
+            summary = train_summary(log_rows, maj_key, m, mcfg.steps, backend=eval_cfg.backend, start=base)
             # the last eval point is the final measurement, taken above with the base model's code
+            sampled = "" if eval_cfg.backend == PROBE_BACKEND else \
+                f"\nprobes sampled with {PROBE_BACKEND}; last point {mcfg.steps} with {eval_cfg.backend}"
             plot_training([*log_rows, summary["evals"][-1]], mdir / "training.png",
-                          title=f"{prep.model_name} / {prep.task.name} / {method}")
+                          title=f"{prep.model_name} / {prep.task.name} / {method}{sampled}")
             write_json(mdir / "train_summary.json", summary)
             rec = make_record(
                 prep, m, method=method, run_dir=mdir, method_config=asdict(mcfg),
