@@ -18,7 +18,7 @@ from ttrl_bench.measure.loop import Measurement
 def eval_row(step: int, m: Measurement, maj_key: str, backend: str) -> dict:
     """The train-log row of one measurement of the test set."""
     scores = m.summary["scores"]
-    pass_n = f"pass@{m.summary['n']}"
+    pass_n = f"pass@{m.summary.get('n')}"
     row = {
         "step": step, "kind": "eval", "backend": backend,
         "pass@1": scores["pass@1"]["mean"], maj_key: scores[maj_key]["mean"],
@@ -77,5 +77,5 @@ def train_summary(log_rows: list[dict], maj_key: str, final: Measurement, final_
     if candidates:
         best = max(candidates, key=lambda r: (r["eval_majority_ratio"], r["step"]))
         out.update({"best_step": best["step"], "best_step_pass@1": best["pass@1"]})
-        out["collapse_warning"] = _collapse(start_row, best, f"pass@{final.summary['n']}")
+        out["collapse_warning"] = _collapse(start_row, best, f"pass@{final.summary.get('n')}")
     return out

@@ -36,7 +36,9 @@ def _score_rows(x: torch.Tensor, tokens: torch.Tensor | None, wanted: frozenset[
         new_m = torch.maximum(m, c.max(dim=-1).values)
         # exp(-inf - -inf) would be nan; a row still all -inf has nothing to rescale
         scale = torch.where(torch.isneginf(m), torch.zeros_like(m), torch.exp(m - new_m))
-        e = torch.exp(c - new_m[:, None])
+        # rows with no finite logit yet (a chunk masked to -inf) shift by 0: exp(-inf) = 0, not nan
+        shift = torch.where(torch.isneginf(new_m), torch.zeros_like(new_m), new_m)
+        e = torch.exp(c - shift[:, None])
         s = s * scale + e.sum(dim=-1)
         if need_t:
             # where(): a -inf logit has e = 0, and 0 * -inf would be nan
