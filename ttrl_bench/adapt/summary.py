@@ -20,7 +20,7 @@ def eval_row(step: int, m: Measurement, maj_key: str, backend: str) -> dict:
     scores = m.summary["scores"]
     pass_n = f"pass@{m.summary.get('n')}"
     row = {
-        "step": step, "kind": "eval", "backend": backend,
+        "step": step, "kind": "eval", "backend": backend, "questions": m.summary.get("num_questions"),
         "pass@1": scores["pass@1"]["mean"], maj_key: scores[maj_key]["mean"],
         "eval_majority_ratio": m.summary["votes"]["mean_majority_ratio"],
     }

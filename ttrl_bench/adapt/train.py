@@ -109,7 +109,7 @@ def save_adapted(trainer, spec: AdaptSpec, cfg: AdaptConfig, dtype: torch.dtype,
         model.save_pretrained(str(final), safe_serialization=True)
         trainer.processing_class.save_pretrained(str(final))
         info = {"method": cfg.method, "steps": cfg.steps, "processes": processes, "dtype": str(dtype).removeprefix("torch."),
-                "lora_r": cfg.lora_r}
+                "lora_r": cfg.lora_r, "distributed": str(trainer.accelerator.distributed_type.value)}
         (final / "ADAPTED").write_text(json.dumps(info) + "\n")  # last: marks the model complete
         shutil.rmtree(staging, ignore_errors=True)
         shutil.rmtree(out / "checkpoints", ignore_errors=True)
