@@ -63,7 +63,7 @@ def test_run_exits_0_and_writes_a_directory_per_method(full_run):
         mdir = full_run.out / method
         assert (mdir / "model" / "ADAPTED").exists()
         assert json.loads((mdir / "model" / "ADAPTED").read_text()) == {
-            "method": method, "steps": 4, "processes": 1, "dtype": "float32", "lora_r": 0}
+            "method": method, "steps": 4, "processes": 1, "dtype": "float32", "lora_r": 0, "distributed": "NO"}
         # the model is saved: resume needs no checkpoint any more, and none is kept
         assert not (mdir / "checkpoints").exists() and not (mdir / "model.staging").exists()
         for name in ("model.safetensors", "config.json", "tokenizer.json"):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -52,7 +53,19 @@ class LogCallback(TrainerCallback):
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if state.is_world_process_zero and logs:
-            self.log.append({"step": state.global_step, "kind": "train", **{k: v for k, v in logs.items() if isinstance(v, (int, float))}})
+            row = {"step": state.global_step, "kind": "train", **{k: v for k, v in logs.items() if isinstance(v, (int, float))}}
+            self.log.append({**row, "peak_memory_gib": peak_memory_gib()})
+
+
+def peak_memory_gib() -> float:
+    """This process's peak memory: the GPU's allocated peak with CUDA, else the max RSS."""
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 2**30
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
 
 
 class ProgressCallback(TrainerCallback):
@@ -98,10 +111,11 @@ class ProbeCallback(TrainerCallback):
         from ttrl_bench.adapt.probe import PROBE_BACKEND
         from ttrl_bench.adapt.summary import eval_row
 
+        start = time.perf_counter()
         m = self.probe()
         if m is not None and state.is_world_process_zero:
             self.last = m
-            self.log.append(eval_row(step, m, self.maj_key, PROBE_BACKEND))
+            self.log.append({**eval_row(step, m, self.maj_key, PROBE_BACKEND), "seconds": time.perf_counter() - start})
 
     def on_train_begin(self, args, state, control, **kwargs):
         if self.at_start and state.global_step == 0:

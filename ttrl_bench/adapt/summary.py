@@ -72,6 +72,9 @@ def train_summary(log_rows: list[dict], maj_key: str, final: Measurement, final_
         "best_criterion": f"eval {BEST_CRITERION} (label-free), among {PROBE_BACKEND}-sampled points",
         "probe_backend": PROBE_BACKEND, "final_backend": backend,
         "collapse_warning": None, "final_step": final_step,
+        "step_seconds_mean": mean_of(train[1:] or train, "step_time"),  # the first step warms up
+        "probe_seconds_mean": mean_of(probes, "seconds"),
+        "peak_memory_gib": max((r["peak_memory_gib"] for r in train if "peak_memory_gib" in r), default=None),
         "evals": [*probes, final_row],
     }
     if candidates:

@@ -138,6 +138,9 @@ def run_from_args(args, eval_cfg) -> int:
             plot_training([*log_rows, summary["evals"][-1]], mdir / "training.png",
                           title=f"{prep.model_name} / {prep.task.name} / {method}{sampled}")
             write_json(mdir / "train_summary.json", summary)
+            if summary.get("step_seconds_mean") is not None and summary.get("peak_memory_gib") is not None:
+                print(f"{method}: {summary['step_seconds_mean']:.2f} s a step, peak memory "
+                      f"{summary['peak_memory_gib']:.2f} GiB (main process)", file=sys.stderr)
             rec = make_record(
                 prep, m, method=method, run_dir=mdir, method_config=asdict(mcfg),
                 adapted_fingerprint=model_fingerprint(model_out),
