@@ -66,7 +66,16 @@ def test_one_step_at_the_paper_lr_changes_a_bf16_checkpoints_weights(bf16_model_
     assert json.loads((model_out / "ADAPTED").read_text())["dtype"] == "bfloat16"
 
 
-def test_lora_trains_an_adapter_and_saves_the_merged_model(bf16_model_dir, tmp_path):
+def test_lora_trains_an_adapter_and_saves_the_merged_model(bf16_model_dir, tmp_path, monkeypatch):
+    dtypes = {}
+    real_save = train_module.save_adapted
+
+    def inspecting_save(trainer, spec, cfg, dtype, processes):
+        for name, p in trainer.model.named_parameters():
+            dtypes.setdefault(("adapter" if "lora_" in name else "base", p.requires_grad), set()).add(p.dtype)
+        return real_save(trainer, spec, cfg, dtype, processes)
+
+    monkeypatch.setattr(train_module, "save_adapted", inspecting_save)
     model_out = adapt(_spec(bf16_model_dir, tmp_path / "out", learning_rate=1e-2, lora_r=4, lora_targets="q_proj,v_proj"),
                       progress=False)
     base = load_file(bf16_model_dir / "model.safetensors")
@@ -76,3 +85,5 @@ def test_lora_trains_an_adapter_and_saves_the_merged_model(bf16_model_dir, tmp_p
     moved = {k for k in base if not torch.equal(base[k], merged[k])}
     assert moved and all(k.endswith(("q_proj.weight", "v_proj.weight")) for k in moved), sorted(moved)
     assert json.loads((model_out / "ADAPTED").read_text())["lora_r"] == 4
+    # only the adapter trains, in fp32; the frozen base stays in the checkpoint's bf16
+    assert dtypes == {("adapter", True): {torch.float32}, ("base", False): {torch.bfloat16}}

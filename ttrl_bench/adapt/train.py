@@ -147,7 +147,10 @@ def adapt(spec: AdaptSpec, *, progress: bool = True) -> Path:
     # at lr 5e-7 (an update below half a bf16 ulp of the weight rounds away). On GPU the
     # forward runs in bf16 autocast (GRPOConfig bf16=True), as TRL recommends.
     checkpoint_dtype = _checkpoint_dtype(spec.model_dir, spec.trust_remote_code)
-    model = AutoModelForCausalLM.from_pretrained(spec.model_dir, dtype=torch.float32, trust_remote_code=spec.trust_remote_code)
+    # With LoRA the frozen base stays in the checkpoint's dtype (a 7B model in fp32 would not fit
+    # one GPU); peft keeps the trained adapter weights in fp32 (autocast_adapter_dtype).
+    load_dtype = checkpoint_dtype if cfg.lora_r else torch.float32
+    model = AutoModelForCausalLM.from_pretrained(spec.model_dir, dtype=load_dtype, trust_remote_code=spec.trust_remote_code)
     ckpt, resume_step = _last_checkpoint(out / "checkpoints")
     log = TrainLog(out / "train_log.jsonl", resume_step)
     eval_params = SamplingParams(**spec.eval_sampling)
