@@ -55,13 +55,14 @@ def _forward_logits(model, ids: torch.Tensor, attn: torch.Tensor, keep: int) -> 
 @torch.no_grad()
 def score_completions(
     model, prompt_ids: Sequence[Sequence[int]], completion_ids: Sequence[Sequence[int]], wanted: Sequence[str], *,
-    pad_id: int = 0, budget_bytes: int = LOGITS_BUDGET_BYTES,
+    pad_id: int = 0, budget_bytes: int = LOGITS_BUDGET_BYTES, size_for_length: int | None = None,
 ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     """Per-token scores (G, T) of each completion given its prompt, and the mask (G, T).
 
     The logits at position t predict token t + 1, so completion token j of a sequence whose
     prompt has length s is scored from position s - 1 + j. Only ``(G, T)`` tensors leave this
     function; the logits of a micro-batch are dropped before the next one is computed.
+    ``size_for_length`` sizes the micro-batches for that completion length instead of the longest given.
     """
     if len(prompt_ids) != len(completion_ids):
         raise ValueError(f"{len(prompt_ids)} prompts for {len(completion_ids)} completions")
@@ -76,11 +77,11 @@ def score_completions(
     order = sorted(range(G), key=lambda i: -len(completion_ids[i]))
     i = 0
     while i < G:
-        rows = order[i: i + rows_per_forward(len(completion_ids[order[i]]) + 1, vocab, budget_bytes)]
+        # Sized by the rollout's length limit when given, not by these completions: under FSDP every
+        # forward is a collective, so all processes must make the same number of forwards.
+        longest = size_for_length if size_for_length is not None else len(completion_ids[order[i]])
+        rows = order[i: i + rows_per_forward(longest + 1, vocab, budget_bytes)]
         i += len(rows)
-        rows = [r for r in rows if completion_ids[r]]
-        if not rows:
-            continue
         seqs = [list(prompt_ids[r]) + list(completion_ids[r]) for r in rows]
         width = max(map(len, seqs))
         # left padding: every sequence ends at the last column, so the kept positions are the tail
@@ -151,7 +152,8 @@ def bind(reward: GroupReward, trainer, *, seed: int, rank: int) -> None:
         prompt_ids, _, _ = trainer._tokenize_prompts(list(prompts))
         with full_policy(trainer) as model, trainer.accelerator.autocast():
             pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-            return score_completions(model, prompt_ids, completion_ids, wanted, pad_id=pad)
+            return score_completions(model, prompt_ids, completion_ids, wanted, pad_id=pad,
+                                     size_for_length=trainer.args.max_completion_length)
 
     reward.extra_sampler = extra_sampler
     reward.scorer = scorer
