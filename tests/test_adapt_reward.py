@@ -163,9 +163,9 @@ def test_no_references_means_no_label_diagnostics(grader):
 def test_extra_votes_decide_the_label_but_only_G_rewards_are_returned(grader):
     calls = []
 
-    def extra_sampler(prompt, count):
-        calls.append((prompt, count))
-        return ["12", "12", "12", "nope"][:count]
+    def extra_sampler(prompts, count):
+        calls.append((list(prompts), count))
+        return [["12", "12", "12", "nope"][:count] for _ in prompts]
 
     reward = make("ttrl", grader, G=4, votes=8)
     reward.extra_sampler = extra_sampler
@@ -173,7 +173,7 @@ def test_extra_votes_decide_the_label_but_only_G_rewards_are_returned(grader):
     # among the 4 training samples 7 leads 2:1, but the 4 extra votes bring 12 to 4 of 8
     rewards = call(reward, ["7", "7", "12", "x"], reference="12", log_metric=metrics)
     assert rewards == [0.0, 0.0, 1.0, 0.0]
-    assert calls == [("12+34=", 4)]
+    assert calls == [(["12+34="], 4)]
     assert metrics.logged["label_accuracy"] == 1.0
     assert metrics.logged["majority_ratio"] == pytest.approx(4 / 8)
     assert metrics.logged["reward_accuracy"] == 1.0  # judged on the 4 returned rewards only
@@ -181,19 +181,35 @@ def test_extra_votes_decide_the_label_but_only_G_rewards_are_returned(grader):
     assert call(make("ttrl", grader, G=4), ["7", "7", "12", "x"]) == [1.0, 1.0, 0.0, 0.0]
 
 
-def test_extra_votes_are_drawn_per_group_with_that_groups_prompt(grader):
+def test_extra_votes_of_all_groups_come_from_one_call_in_group_order(grader):
     calls = []
 
-    def extra_sampler(prompt, count):
-        calls.append((prompt, count))
-        return ["5"] * count
+    def extra_sampler(prompts, count):
+        calls.append((list(prompts), count))
+        return [["5"] * count, ["6"] * count]
 
     reward = make("soft-majority", grader, G=2, votes=5)
     reward.extra_sampler = extra_sampler
-    rewards = call(reward, ["5", "6", "6", "6"], prompts=["a", "a", "b", "b"])
-    assert calls == [("a", 3), ("b", 3)]
-    # group a: 5 has 4 of 5 votes, 6 has 1; group b: 6 has 2 of 5 (the extras all say 5)
-    assert rewards == pytest.approx([0.8, 0.2, 0.4, 0.4])
+    rewards = call(reward, ["5", "6", "6", "5"], prompts=["a", "a", "b", "b"])
+    assert calls == [(["a", "b"], 3)]  # one batched call for the whole generation batch
+    # group a: 5 has 4 of 5 votes, 6 has 1; group b: 6 has 4 of 5 (its extras say 6), 5 has 1
+    assert rewards == pytest.approx([0.8, 0.2, 0.8, 0.2])
+
+
+def test_an_extra_vote_sampler_returning_too_few_is_an_error(grader):
+    reward = make("ttrl", grader, G=2, votes=4)
+    reward.extra_sampler = lambda prompts, count: [["1"]] * len(prompts)
+    with pytest.raises(RuntimeError, match="wrong number"):
+        call(reward, ["1", "2"])
+
+
+def test_the_random_control_differs_between_ranks_and_repeats_per_rank(grader):
+    def draws(rank):
+        r = GroupReward("random", answer_type="integer", grader=grader, group_size=32, votes=32, seed=7, rank=rank)
+        return call(r, ["1"] * 32)
+
+    assert draws(0) == draws(0)
+    assert draws(0) != draws(1)
 
 
 # --- logit methods ------------------------------------------------------------------------------
@@ -202,15 +218,15 @@ V = 20
 
 
 def uniform_scorer(seen):
-    def scorer(prompts, completion_ids):
-        seen.append((list(prompts), [list(c) for c in completion_ids]))
+    """Per-token scores of a uniform policy over V tokens, as the bound scorer returns them."""
+    def scorer(prompts, completion_ids, wanted):
+        seen.append((list(prompts), [list(c) for c in completion_ids], tuple(wanted)))
         G, T = len(completion_ids), max(len(c) for c in completion_ids)
         mask = torch.zeros(G, T)
         for i, c in enumerate(completion_ids):
             mask[i, : len(c)] = 1
-        logits = torch.full((G, T, V), 0.7)  # any constant row is a uniform distribution
-        logprobs = torch.full((G, T), -math.log(V))
-        return logits, logprobs, mask
+        values = {"token_certainty": 0.0, "token_entropy": math.log(V), "token_logprob": -math.log(V)}
+        return {k: torch.full((G, T), values[k]) for k in wanted}, mask
 
     return scorer
 
@@ -218,31 +234,18 @@ def uniform_scorer(seen):
 IDS = [[3, 4], [5], [6, 7, 8], [9]]
 
 
-@pytest.mark.parametrize("method, expected", [
-    ("self-certainty", 0.0),
-    ("neg-entropy", -math.log(V)),
-    ("trajectory-logprob", -math.log(V)),
+@pytest.mark.parametrize("method, expected, need", [
+    ("self-certainty", 0.0, "token_certainty"),
+    ("neg-entropy", -math.log(V), "token_entropy"),
+    ("trajectory-logprob", -math.log(V), "token_logprob"),
 ])
-def test_logit_methods_on_uniform_logits(grader, method, expected):
+def test_logit_methods_on_uniform_logits(grader, method, expected, need):
     seen = []
     reward = make(method, grader)
     reward.scorer = uniform_scorer(seen)
     rewards = call(reward, ["1", "2", "3", "4"], ids=IDS)
     assert rewards == pytest.approx([expected] * 4, abs=1e-5)
-    assert seen == [(["12+34="] * 4, IDS)]
-
-
-def test_self_certainty_rises_when_the_policy_is_sure(grader):
-    def scorer(prompts, completion_ids):
-        logits = torch.zeros(4, 1, V)
-        logits[0, 0, 0] = 10.0  # the first sample's only token is nearly certain
-        return logits, torch.zeros(4, 1), torch.ones(4, 1)
-
-    reward = make("self-certainty", grader)
-    reward.scorer = scorer
-    rewards = call(reward, ["1", "2", "3", "4"], ids=[[1]] * 4)
-    assert rewards[0] > 1.0
-    assert rewards[1:] == pytest.approx([0.0] * 3, abs=1e-6)
+    assert seen == [(["12+34="] * 4, IDS, (need,))]  # asks for the one score it needs
 
 
 @pytest.mark.parametrize("method", ["self-certainty", "neg-entropy", "trajectory-logprob"])
@@ -268,51 +271,62 @@ def test_unknown_method_is_refused(grader):
         make("majority-of-two", grader)
 
 
-# --- the policy access bind() gives the reward (extra votes, logits) ------------------------------
+# --- the policy access bind() gives the reward (extra votes, token scores) ------------------------
 
 @pytest.fixture(scope="module")
-def fake_trainer(tiny_model_dir):
-    """What bind() reads from a GRPOTrainer, around the tiny model. Its generation_config ships
-    top_k=1, as real checkpoints ship their own defaults (many chat models: top_k=20)."""
-    from types import SimpleNamespace
-
+def trainer(tiny_model_dir, tmp_path_factory):
+    """A real GRPOTrainer around the tiny model, with rollout settings T=1, top_k=0 (off). The
+    checkpoint's generation_config says top_k=1 (greedy), as real checkpoints ship their own
+    defaults (many chat models: top_k=20, a repetition_penalty): it must not leak into the votes."""
+    from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import GRPOConfig, GRPOTrainer
 
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
     model.generation_config.top_k = 1
-    model.train()
-    return SimpleNamespace(
-        model=model, processing_class=AutoTokenizer.from_pretrained(tiny_model_dir),
-        accelerator=SimpleNamespace(unwrap_model=lambda m: m),
+    args = GRPOConfig(
+        output_dir=str(tmp_path_factory.mktemp("grpo")), per_device_train_batch_size=4, num_generations=4,
+        max_completion_length=8, temperature=1.0, top_k=0, use_cpu=True, report_to="none",
+        gradient_checkpointing=False, max_steps=1, bf16=False,  # as ttrl-bench configures CPU runs
     )
+    data = Dataset.from_list([{"prompt": "1+2="}] * 4)
+    return GRPOTrainer(model=model, reward_funcs=[lambda completions, **_: [0.0] * len(completions)], args=args,
+                       train_dataset=data, processing_class=AutoTokenizer.from_pretrained(tiny_model_dir))
 
 
-def _bound(grader, trainer, *, top_k=0, votes=8):
+def _bound(grader, trainer, *, votes=8, seed=0, rank=0):
     from ttrl_bench.adapt.policy import bind
 
     reward = make("ttrl", grader, G=4, votes=votes)
-    bind(reward, trainer, temperature=1.0, top_p=1.0, top_k=top_k, max_new_tokens=8)
+    bind(reward, trainer, seed=seed, rank=rank)
     return reward
 
 
-def test_extra_votes_sample_the_policy_with_the_rollout_settings(grader, fake_trainer):
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        free = _bound(grader, fake_trainer, top_k=0).extra_sampler("123+456=", 16)
-        greedy = _bound(grader, fake_trainer, top_k=1).extra_sampler("123+456=", 16)
-    assert len(free) == 16 and all(isinstance(t, str) for t in free)
+def test_extra_votes_use_the_rollout_settings_not_the_checkpoints(grader, trainer):
+    trainer.model.train()  # as during training
+    votes = _bound(grader, trainer).extra_sampler(["123+456=", "9+9="], 16)
+    assert [len(v) for v in votes] == [16, 16] and all(isinstance(t, str) for v in votes for t in v)
     # top_k 0 means "off", as in the rollouts, not "whatever the checkpoint's generation_config says"
-    assert len(set(free)) > 1
-    assert len(set(greedy)) == 1
-    assert fake_trainer.model.training  # handed back in training mode
+    assert all(len(set(v)) > 1 for v in votes)
+    assert trainer.model.training  # handed back in training mode
 
 
-def test_scorer_gives_the_log_probs_of_the_sampled_tokens(grader, fake_trainer):
-    tok, model = fake_trainer.processing_class, fake_trainer.model
+def test_extra_votes_are_seeded_per_rank_and_leave_the_global_rng_alone(grader, trainer):
+    before = torch.random.get_rng_state()
+    a0 = _bound(grader, trainer, rank=0).extra_sampler(["123+456="], 8)
+    assert torch.equal(torch.random.get_rng_state(), before)  # TRL's rollout stream is untouched
+    assert _bound(grader, trainer, rank=0).extra_sampler(["123+456="], 8) == a0
+    assert _bound(grader, trainer, rank=1).extra_sampler(["123+456="], 8) != a0
+
+
+def test_scorer_gives_the_log_probs_of_the_sampled_tokens(grader, trainer):
+    tok, model = trainer.processing_class, trainer.model
     prompt = "12+34="
     ids = [tok.convert_tokens_to_ids(list("46")) + [tok.eos_token_id], tok.convert_tokens_to_ids(["7"])]
-    logits, logprobs, mask = _bound(grader, fake_trainer).scorer([prompt, prompt], ids)
-    assert logits.shape == (2, 3, len(tok)) and logprobs.shape == mask.shape == (2, 3)
+    scores, mask = _bound(grader, trainer).scorer([prompt, prompt], ids, ("token_logprob", "token_entropy"))
+    assert set(scores) == {"token_logprob", "token_entropy"}
+    logprobs = scores["token_logprob"]
+    assert logprobs.shape == mask.shape == (2, 3)
     assert mask.tolist() == [[1, 1, 1], [1, 0, 0]]
     prompt_ids = tok(prompt)["input_ids"]
     assert prompt_ids[0] == tok.bos_token_id
@@ -321,10 +335,25 @@ def test_scorer_gives_the_log_probs_of_the_sampled_tokens(grader, fake_trainer):
         full = torch.tensor([prompt_ids + c])
         labels = torch.tensor([[-100] * len(prompt_ids) + c])
         with torch.no_grad():
-            loss = model(input_ids=full, labels=labels).loss.item()
-        assert logprobs[i, : len(c)].sum().item() == pytest.approx(-loss * len(c), abs=1e-4)
-        picked = torch.log_softmax(logits[i, : len(c)], -1).gather(-1, torch.tensor(c)[:, None]).squeeze(-1)
-        assert torch.allclose(picked, logprobs[i, : len(c)], atol=1e-5)
+            out = model(input_ids=full, labels=labels)
+        assert logprobs[i, : len(c)].sum().item() == pytest.approx(-out.loss.item() * len(c), abs=1e-4)
+        step_logits = out.logits[0, len(prompt_ids) - 1: len(prompt_ids) - 1 + len(c)]
+        entropy = torch.special.entr(torch.softmax(step_logits, -1)).sum(-1)
+        assert torch.allclose(scores["token_entropy"][i, : len(c)], entropy, atol=1e-5)
     # the shorter completion's padding in the batch changes nothing
-    alone = _bound(grader, fake_trainer).scorer([prompt], ids[1:])[1]
+    alone = _bound(grader, trainer).scorer([prompt], ids[1:], ("token_logprob",))[0]["token_logprob"]
     assert torch.allclose(alone[0, :1], logprobs[1, :1], atol=1e-5)
+
+
+def test_scorer_micro_batches_under_a_small_logits_budget_give_the_same_scores(trainer):
+    from ttrl_bench.adapt.policy import score_completions
+
+    tok, model = trainer.processing_class, trainer.model
+    prompts = [tok("12+34=")["input_ids"], tok("7+8=")["input_ids"], tok("100+1=")["input_ids"]]
+    comps = [tok.convert_tokens_to_ids(list("46")), tok.convert_tokens_to_ids(list("15")) + [tok.eos_token_id], [5]]
+    wanted = ("token_logprob", "token_entropy", "token_certainty")
+    whole, mask = score_completions(model, prompts, comps, wanted, pad_id=tok.pad_token_id)
+    one_row, mask1 = score_completions(model, prompts, comps, wanted, pad_id=tok.pad_token_id, budget_bytes=1)
+    assert torch.equal(mask, mask1)
+    for k in wanted:
+        assert torch.allclose(whole[k], one_row[k], atol=1e-5), k

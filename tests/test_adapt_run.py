@@ -19,7 +19,7 @@ from safetensors.torch import load_file
 
 from ttrl_bench.adapt import train as train_module
 from ttrl_bench.measure.summary import Summary
-from ttrl_bench.pipeline.run import train_summary
+from ttrl_bench.adapt.summary import train_summary
 from ttrl_bench.cli import main
 from ttrl_bench.adapt.methods import display_name
 
@@ -63,7 +63,10 @@ def test_run_exits_0_and_writes_a_directory_per_method(full_run):
     for method in METHODS:
         mdir = full_run.out / method
         assert (mdir / "model" / "ADAPTED").exists()
-        assert json.loads((mdir / "model" / "ADAPTED").read_text()) == {"method": method, "steps": 4}
+        assert json.loads((mdir / "model" / "ADAPTED").read_text()) == {
+            "method": method, "steps": 4, "processes": 1, "dtype": "float32", "lora_r": 0, "distributed": "NO"}
+        # the model is saved: resume needs no checkpoint any more, and none is kept
+        assert not (mdir / "checkpoints").exists() and not (mdir / "model.staging").exists()
         for name in ("model.safetensors", "config.json", "tokenizer.json"):
             assert (mdir / "model" / name).is_file(), (method, name)
         assert (mdir / "training.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -171,7 +174,7 @@ def test_rerun_does_not_retrain_or_resample(full_run, monkeypatch):
     elapsed = time.monotonic() - start
     after = snapshot(full_run.out)
     for method in METHODS:
-        for name in ("model/model.safetensors", "train_log.jsonl", "samples.jsonl", "checkpoints/checkpoint-4/optimizer.pt"):
+        for name in ("model/model.safetensors", "train_log.jsonl", "samples.jsonl"):
             key = f"{method}/{name}"
             assert after[key] == before[key], key
     assert after["base/samples.jsonl"] == before["base/samples.jsonl"]
@@ -186,9 +189,9 @@ def test_votes_beyond_samples_are_drawn_from_the_policy(tiny_model_dir, tmp_path
         real_bind(reward, trainer, **kw)
         sampler = reward.extra_sampler
 
-        def extra_sampler(prompt, count):
-            texts = sampler(prompt, count)
-            calls.append((prompt, count, len(texts)))
+        def extra_sampler(prompts, count):
+            texts = sampler(prompts, count)
+            calls.append((len(prompts), count, [len(t) for t in texts]))
             return texts
 
         reward.extra_sampler = extra_sampler
@@ -197,8 +200,8 @@ def test_votes_beyond_samples_are_drawn_from_the_policy(tiny_model_dir, tmp_path
     out = tmp_path / "out"
     argv = run_argv(tiny_model_dir, out, "--limit", "4", "--steps", "2", "--eval-every", "2", "--votes", "6", "--methods", "ttrl")
     assert main(argv) == 0
-    # one call per question per step, each for votes - samples = 2 more completions of the policy
-    assert [(c, n) for _, c, n in calls] == [(2, 2)] * 4
+    # one batched call per step for its 2 questions, each for votes - samples = 2 more completions
+    assert calls == [(2, 2, [2, 2])] * 2
     questions = {json.loads(line)["question_id"] for line in (out / "base" / "samples.jsonl").read_text().splitlines()}
     assert len(questions) == 4
     train = step_rows(read_log(out / "ttrl"))
@@ -260,9 +263,8 @@ def test_ctrl_c_leaves_a_run_that_resumes_from_its_checkpoint(tiny_model_dir, tm
     # the steps up to the checkpoint are the interrupted run's own rows, not retrained
     assert [r for r in rows if r["step"] <= resumed_from] == [r for r in kept if r["step"] <= resumed_from]
     assert [r["step"] for r in rows if r["kind"] == "eval"] == [2, 4]
-    state = json.loads((ckpt / f"checkpoint-{steps}" / "trainer_state.json").read_text())
-    assert state["global_step"] == steps
-    assert (out / "ttrl" / "model" / "ADAPTED").exists()
+    assert json.loads((out / "ttrl" / "model" / "ADAPTED").read_text())["steps"] == steps
+    assert not ckpt.exists()  # removed once the model is saved
     assert len(list((out / "ttrl" / "records").glob("*.json"))) == 1
 
 
@@ -276,9 +278,12 @@ def test_unknown_method_is_one_line_and_exit_2(tiny_model_dir, tmp_path, capsys)
     assert not out.exists()
 
 
-def _measurement(pass1, ratio):
+def _measurement(pass1, ratio, pass4=None):
+    p4 = pass1 if pass4 is None else pass4
     return SimpleNamespace(summary=Summary.from_dict({
-        "num_questions": 1, "n": 4, "scores": {"pass@1": {"mean": pass1, "stderr": 0.0}, "maj@4": {"mean": pass1, "stderr": 0.0}},
+        "num_questions": 1, "n": 4,
+        "scores": {"pass@1": {"mean": pass1, "stderr": 0.0}, "maj@4": {"mean": pass1, "stderr": 0.0},
+                   "pass@4": {"mean": p4, "stderr": 0.0}},
         "votes": {"ties": 0, "no_answer_samples": 0, "no_answer_questions": 0, "mean_majority_ratio": ratio},
         "lengths": {"mean_tokens": None, "truncation_rate": None},
     }))
@@ -302,3 +307,29 @@ def test_best_step_is_chosen_by_majority_ratio_never_by_true_labels():
     assert (s["label_accuracy_first"], s["label_accuracy_last"]) == (0.0, 1.0)
     # the final model wins when it is the most self-consistent; ties go to the later step
     assert train_summary(rows, "maj@4", _measurement(0.0, 0.8), final_step=6)["best_step"] == 6
+
+
+def _eval(step, pass1, ratio, pass4, **kw):
+    return {"step": step, "kind": "eval", "pass@1": pass1, "maj@4": pass1, "eval_majority_ratio": ratio, "pass@4": pass4, **kw}
+
+
+def test_a_best_step_with_the_collapse_signature_is_flagged_not_presented_as_best():
+    # the base: ratio 0.4, pass@4 0.8; step 4 agrees with itself more (0.9) but solves less (pass@4 0.3)
+    rows = [_eval(2, 0.5, 0.6, 0.8), _eval(4, 0.3, 0.9, 0.3)]
+    s = train_summary(rows, "maj@4", _measurement(0.3, 0.85, 0.3), final_step=6, start=_measurement(0.4, 0.4, 0.8))
+    assert s["best_step"] == 4
+    assert "collapse" in s["collapse_warning"] and "0.800 -> 0.300" in s["collapse_warning"]
+    # rising agreement with pass@4 kept: no warning
+    rows = [_eval(2, 0.5, 0.6, 0.8), _eval(4, 0.6, 0.9, 0.85)]
+    s = train_summary(rows, "maj@4", _measurement(0.6, 0.85, 0.85), final_step=6, start=_measurement(0.4, 0.4, 0.8))
+    assert (s["best_step"], s["collapse_warning"]) == (4, None)
+
+
+def test_the_final_point_of_another_backend_never_competes_with_the_hf_probes():
+    # vllm measured the final model; the probe (hf) took steps 0, 3 and 6: the best is chosen among hf points only
+    rows = [_eval(0, 0.4, 0.3, 0.8, backend="hf"), _eval(3, 0.5, 0.5, 0.8, backend="hf"), _eval(6, 0.6, 0.6, 0.9, backend="hf")]
+    s = train_summary(rows, "maj@4", _measurement(0.6, 0.99, 0.9), final_step=6, backend="vllm")
+    assert s["best_step"] == 6 and s["best_step_pass@1"] == 0.6  # the hf probe of step 6, not vllm's 0.99 ratio
+    assert [(e["step"], e["backend"]) for e in s["evals"]] == [(0, "hf"), (3, "hf"), (6, "hf"), (6, "vllm")]
+    assert (s["probe_backend"], s["final_backend"]) == ("hf", "vllm")
+    assert "hf-sampled" in s["best_criterion"]

@@ -17,17 +17,32 @@ from ttrl_bench.errors import UsageError
 from ttrl_bench.measure.metrics import Vote, majority_vote
 from ttrl_bench.adapt.methods import METHODS as ESTIMATORS
 from ttrl_bench.adapt.methods import get_method as get_estimator
+from ttrl_bench.adapt import estimators as E
 from ttrl_bench.adapt.estimators import (
     ground_truth_reward,
     label_accuracy,
     majority_reward,
-    neg_entropy,
     random_reward,
     reward_accuracy,
-    self_certainty,
     soft_majority_reward,
     trajectory_logprob,
 )
+from ttrl_bench.adapt.token_scores import token_scores
+
+
+# The logit estimators take per-token scores; these compose them with the chunked
+# ``token_scores`` at tiny chunk sizes (2 positions, 3 vocabulary entries), so every closed
+# form below also checks the streaming logsumexp across chunk boundaries.
+def _scores(logits, name):
+    return token_scores(logits, wanted=[name], position_chunk=2, vocab_chunk=3)[name]
+
+
+def self_certainty(logits, mask):
+    return E.self_certainty(_scores(logits, "token_certainty"), mask)
+
+
+def neg_entropy(logits, mask):
+    return E.neg_entropy(_scores(logits, "token_entropy"), mask)
 
 CASES = json.loads((Path(__file__).parent / "cases" / "reward_cases.json").read_text())
 ARGS_BY_NEED = {"classes": "classes", "labels": "class_correct", "answers": "answers"}
@@ -198,10 +213,41 @@ def test_logit_estimators_reject_bad_masks(mask, match):
 
 
 def test_logit_estimators_reject_wrong_ranks():
-    with pytest.raises(ValueError, match="G, T, V"):
-        self_certainty(torch.zeros(2, 5), torch.ones(2, 5))
-    with pytest.raises(ValueError, match="G, T"):
-        trajectory_logprob(torch.zeros(2, 5, 3), torch.ones(2, 5))
+    for fn in (E.self_certainty, E.neg_entropy, trajectory_logprob):
+        with pytest.raises(ValueError, match="G, T"):
+            fn(torch.zeros(2, 5, 3), torch.ones(2, 5))
+
+
+def test_token_scores_match_a_full_log_softmax_for_every_chunking():
+    gen = torch.Generator().manual_seed(1)
+    logits = torch.randn(3, 5, 37, generator=gen, dtype=torch.float64) * 4
+    logits[0, 0, 5:] = float("-inf")  # a position where most of the vocabulary is masked
+    tokens = torch.randint(0, 5, (3, 5), generator=gen)
+    logp = torch.log_softmax(logits, -1)
+    want_lp = logp.gather(-1, tokens[..., None]).squeeze(-1)
+    want_h = torch.special.entr(logp.exp()).sum(-1)
+    for pos, voc in [(1, 1), (2, 3), (4, 10), (100, 37), (7, 100)]:
+        got = token_scores(logits, tokens, position_chunk=pos, vocab_chunk=voc)
+        assert set(got) == {"token_logprob", "token_entropy", "token_certainty"}
+        assert all(v.shape == (3, 5) for v in got.values())
+        assert torch.allclose(got["token_logprob"], want_lp, rtol=1e-12, atol=1e-12), (pos, voc)
+        assert torch.allclose(got["token_entropy"], want_h, rtol=1e-10, atol=1e-12), (pos, voc)
+    assert torch.isinf(token_scores(logits, wanted=["token_certainty"], position_chunk=2, vocab_chunk=3)["token_certainty"][0, 0])
+
+
+def test_token_scores_are_computed_in_fp32_from_bf16_logits():
+    logits = (torch.randn(2, 4, 300, generator=torch.Generator().manual_seed(2)) * 3).to(torch.bfloat16)
+    got = token_scores(logits, wanted=["token_entropy"], position_chunk=3, vocab_chunk=64)["token_entropy"]
+    assert got.dtype == torch.float32
+    want = torch.special.entr(torch.softmax(logits.float(), -1)).sum(-1)
+    assert torch.allclose(got, want, atol=1e-5)
+
+
+def test_token_scores_refuse_unknown_scores_and_missing_tokens():
+    with pytest.raises(ValueError, match="unknown token scores"):
+        token_scores(torch.zeros(2, 3), wanted=["token_perplexity"])
+    with pytest.raises(ValueError, match="tokens"):
+        token_scores(torch.zeros(2, 3), wanted=["token_logprob"])
 
 
 # --- diagnostics -------------------------------------------------------------------------
@@ -246,8 +292,9 @@ def test_every_estimator_can_be_called_from_its_needs():
         "classes": ([0, 0, 1, -1],),
         "labels": ([True, False],),
         "answers": (["1", "1", "2", None],),
-        "logits": (logits, _full_mask(g, t)),
-        "logprobs": (torch.log_softmax(logits, -1)[..., 0], _full_mask(g, t)),
+        "token_certainty": (_scores(logits, "token_certainty"), _full_mask(g, t)),
+        "token_entropy": (_scores(logits, "token_entropy"), _full_mask(g, t)),
+        "token_logprob": (torch.log_softmax(logits, -1)[..., 0], _full_mask(g, t)),
         "rng": (g, random.Random(0)),
         "progress_true": ([[0.0, 0.5, 1.0], [0.0], [0.5, 0.5], [1.0, 0.0]],),
         "progress_vote": ([[0.0, 0.5, 1.0], [0.0], [0.5, 0.5], [1.0, 0.0]],),

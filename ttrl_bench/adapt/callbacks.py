@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -58,7 +59,19 @@ class LogCallback(TrainerCallback):
         # the log already, as an "eval" row.
         if (state.is_world_process_zero and logs and "train_runtime" not in logs
                 and not any(k.startswith(PROBE_PREFIX) for k in logs)):
-            self.log.append({"step": state.global_step, "kind": "train", **{k: v for k, v in logs.items() if isinstance(v, (int, float))}})
+            row = {"step": state.global_step, "kind": "train", **{k: v for k, v in logs.items() if isinstance(v, (int, float))}}
+            self.log.append({**row, "peak_memory_gib": peak_memory_gib()})
+
+
+def peak_memory_gib() -> float:
+    """This process's peak memory: the GPU's allocated peak with CUDA, else the max RSS."""
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 2**30
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
 
 
 class ProgressCallback(TrainerCallback):
@@ -88,29 +101,40 @@ class ProgressCallback(TrainerCallback):
 
 
 class ProbeCallback(TrainerCallback):
-    """Measure the test set with the task's eval sampling every ``every`` steps and at the end."""
+    """Measure the test set every ``every`` steps (and at step 0 / the last step when asked).
 
-    def __init__(self, log: TrainLog, every: int, probe: Callable[[], Measurement], maj_key: str, skip_last: bool = False,
-                 report: Callable[[dict], None] | None = None):
+    Every process calls ``probe`` (each measures a shard: ``adapt.probe``); it returns the
+    Measurement on the main process, which logs it, and None elsewhere.
+    """
+
+    def __init__(self, log: TrainLog, every: int, probe: Callable[[], Measurement | None], maj_key: str,
+                 skip_last: bool = False, at_start: bool = False, report: Callable[[dict], None] | None = None):
         self.log, self.every, self.probe, self.maj_key = log, every, probe, maj_key
-        self.skip_last = skip_last
+        self.skip_last, self.at_start = skip_last, at_start
         self.report = report  # sends the probe's scores to TRL's reporters (--report-to), as probe/* metrics
         self.last: Measurement | None = None
+
+    def _measure(self, step: int, state) -> None:
+        from ttrl_bench.adapt.probe import PROBE_BACKEND
+        from ttrl_bench.adapt.summary import eval_row
+
+        start = time.perf_counter()
+        m = self.probe()
+        if m is not None and state.is_world_process_zero:
+            self.last = m
+            row = eval_row(step, m, self.maj_key, PROBE_BACKEND)
+            self.log.append({**row, "seconds": time.perf_counter() - start})
+            if self.report is not None:
+                keys = ("pass@1", self.maj_key, "eval_majority_ratio")
+                self.report({f"{PROBE_PREFIX}{k.removeprefix('eval_')}": row[k] for k in keys})
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if self.at_start and state.global_step == 0:
+            self._measure(0, state)
 
     def on_step_end(self, args, state, control, **kwargs):
         step = state.global_step
         last = step == state.max_steps
         if (last and self.skip_last) or not (step % self.every == 0 or last):
             return
-        if state.is_world_process_zero:
-            m = self.probe()
-            self.last = m
-            scores = m.summary.scores
-            row = {
-                "pass@1": scores["pass@1"]["mean"], self.maj_key: scores[self.maj_key]["mean"],
-                "pass@1_stderr": scores["pass@1"]["stderr"], f"{self.maj_key}_stderr": scores[self.maj_key]["stderr"],
-                "eval_majority_ratio": m.summary.votes.mean_majority_ratio,
-            }
-            self.log.append({"step": step, "kind": "eval", **row})
-            if self.report is not None:
-                self.report({f"{PROBE_PREFIX}{k.removeprefix('eval_')}": v for k, v in row.items() if not k.endswith("_stderr")})
+        self._measure(step, state)

@@ -37,6 +37,10 @@ class AdaptConfig:
     report_to: str = "none"
     progress_weight: float = 1.0  # progress methods: weight of the MRT bonus
     progress_answers: int = 4  # progress methods: forced answers per episode prefix
+    # LoRA through TRL's peft_config (0 = full fine-tuning); alpha None = 2 x r
+    lora_r: int = 0
+    lora_alpha: float | None = None
+    lora_targets: str = "all-linear"  # peft target_modules: "all-linear" or comma-separated module names
 
     def validate(self) -> None:
         checks = [
@@ -51,6 +55,9 @@ class AdaptConfig:
             (self.temperature > 0, "--train-temperature", "a positive number (RL needs sampling)"),
             (self.progress_weight >= 0, "--progress-weight", "a number >= 0"),
             (self.progress_answers >= 1, "--progress-answers", "an integer >= 1"),
+            (self.lora_r >= 0, "--lora-r", "an integer >= 0 (0 = full fine-tuning)"),
+            (self.lora_alpha is None or self.lora_alpha > 0, "--lora-alpha", "a positive number"),
+            (bool(self.lora_targets.strip(",").strip()), "--lora-targets", "'all-linear' or comma-separated module names"),
         ]
         for ok, flag, expected in checks:
             if not ok:
@@ -165,6 +172,22 @@ def grpo_config(cfg: AdaptConfig, output_dir: str, *, processes: int, use_cpu: b
         use_vllm=cfg.use_vllm,
         vllm_mode=cfg.vllm_mode,
         disable_tqdm=False,
+    )
+
+
+def peft_config(cfg: AdaptConfig):
+    """TRL's ``peft_config`` for ``--lora-r`` > 0, else None (full fine-tuning)."""
+    if cfg.lora_r == 0:
+        return None
+    try:
+        from peft import LoraConfig
+    except ImportError:
+        raise UsageError("--lora-r: LoRA needs the peft package (pip install peft)") from None
+    names = [t.strip() for t in cfg.lora_targets.split(",") if t.strip()]
+    targets = "all-linear" if names == ["all-linear"] else names
+    return LoraConfig(
+        r=cfg.lora_r, lora_alpha=cfg.lora_alpha or 2 * cfg.lora_r, target_modules=targets, lora_dropout=0.0,
+        task_type="CAUSAL_LM",
     )
 
 

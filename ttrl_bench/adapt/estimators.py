@@ -2,18 +2,17 @@
 
 Each estimator is a pure function over ONE prompt's group of G samples and returns G
 floats. Answer-based estimators take the group's answer classes (-1 = no answer; numbered
-as in ``QuestionGrade``); logit-based ones take the policy's logits over the response
-tokens. Nothing here touches global state (the random control gets its rng passed in).
+as in ``QuestionGrade``); logit-based ones take per-token scores (G, T) of the policy
+over the response tokens (``adapt.token_scores``). Nothing here touches global state (the random control gets its rng passed in).
 
 The methods registry (``ttrl_bench.adapt.methods``) names them and says what each needs.
 torch is imported only by the logit-based ones, so reading the registry stays cheap.
 """
 from __future__ import annotations
 
-import math
 import random
 from collections import Counter
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from ttrl_bench.measure.metrics import Vote, majority_vote
 
@@ -112,70 +111,56 @@ def _check_classes(classes: Sequence[int], class_correct: Sequence[bool] | None 
 
 
 # --- logit-based estimators --------------------------------------------------------------
-# logits: (G, T, V), the policy's raw (unprocessed: no temperature, top-k or top-p) logits at
-# the T response positions; mask: (G, T), 1 on response tokens, 0 on padding. TRL's
-# completion mask includes the EOS token, so every real response has >= 1 token; an
-# all-zero row is refused rather than given a made-up score (0 would be the best possible
-# neg-entropy, a free reward for an empty response).
+# They take per-token scores (G, T) of the policy on its own samples, computed where the
+# logits are by ``adapt.token_scores`` (the (G, T, V) logits never leave the device), from
+# the raw (unprocessed: no temperature, top-k or top-p) logits; mask: (G, T), 1 on response
+# tokens, 0 on padding. TRL's completion mask includes the EOS token, so every real
+# response has >= 1 token; an all-zero row is refused rather than given a made-up score
+# (0 would be the best possible neg-entropy, a free reward for an empty response).
 
 def _masked_token_mean(per_token: torch.Tensor, mask: torch.Tensor) -> list[float]:
     """Mean over the positions where mask is 1, per sample; padding values never leak in."""
     import torch
 
+    if per_token.dim() != 2:
+        raise ValueError(f"per-token scores must have shape (G, T), got {tuple(per_token.shape)}")
     if mask.shape != per_token.shape:
         raise ValueError(f"mask shape {tuple(mask.shape)} does not match (G, T) = {tuple(per_token.shape)}")
-    keep = mask.detach().to(torch.bool)
-    if not torch.equal(keep.to(mask.dtype), mask.detach()):
+    per_token = per_token.detach()
+    if per_token.dtype != torch.float64:
+        per_token = per_token.float()
+    mask = mask.detach().to(per_token.device)
+    keep = mask.to(torch.bool)
+    if not torch.equal(keep.to(mask.dtype), mask):
         raise ValueError("mask must hold only 0 and 1")
     lengths = keep.sum(dim=1)
     empty = (lengths == 0).nonzero().flatten().tolist()
     if empty:
         raise ValueError(f"samples {empty} have no response tokens (mask row all 0)")
     # where(), not multiplication: padding positions may hold -inf or nan.
-    total = torch.where(keep, per_token, torch.zeros((), dtype=per_token.dtype)).sum(dim=1)
+    total = torch.where(keep, per_token, torch.zeros((), dtype=per_token.dtype, device=per_token.device)).sum(dim=1)
     return (total / lengths).tolist()
 
 
-def _per_token(logits: torch.Tensor, score: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
-    """score (T, V) -> (T,) applied sample by sample: the (T, V) temporaries of softmax and
-    friends then cost one sample's memory, not the whole group's (16 x 512 x 152k floats is 5 GB)."""
-    import torch
-
-    if logits.dim() != 3:
-        raise ValueError(f"logits must have shape (G, T, V), got {tuple(logits.shape)}")
-    # bf16/fp16 logsumexp loses the small differences these scores are made of.
-    dtype = torch.float64 if logits.dtype == torch.float64 else torch.float32
-    if len(logits) == 0:
-        return torch.zeros((0, logits.shape[1]), dtype=dtype)
-    return torch.stack([score(row.detach().to(dtype)) for row in logits])
-
-
-def self_certainty(logits: torch.Tensor, mask: torch.Tensor) -> list[float]:
+def self_certainty(token_certainty: torch.Tensor, mask: torch.Tensor) -> list[float]:
     """INTUITOR self-certainty: per sample, the mean over response tokens of KL(U || p).
 
-    With U uniform over the V vocabulary entries and p = softmax(logits),
-    KL(U || p) = logsumexp(logits) - mean(logits) - log V (Zhao et al. 2025, arXiv 2505.19590,
-    eq. "Self-certainty"). It is 0 for a uniform p and grows as p concentrates. The INTUITOR
-    code drops the constant -log V; GRPO's group-relative advantage is
-    unchanged by it, and keeping it makes the score the KL it is named after.
+    token_certainty: (G, T), KL(U || p) at each position (``token_scores``): with U uniform
+    over the V vocabulary entries and p = softmax(logits), KL(U || p) = logsumexp(logits)
+    - mean(logits) - log V (Zhao et al. 2025, arXiv 2505.19590, eq. "Self-certainty"). It is
+    0 for a uniform p and grows as p concentrates. The INTUITOR code
+    drops the constant -log V; GRPO's group-relative advantage is unchanged by it, and keeping
+    it makes the score the KL it is named after.
     """
-    import torch
-
-    log_vocab = math.log(logits.shape[-1])
-    per_token = _per_token(logits, lambda x: torch.logsumexp(x, dim=-1) - x.mean(dim=-1) - log_vocab)
-    return _masked_token_mean(per_token, mask)
+    return _masked_token_mean(token_certainty, mask)
 
 
-def neg_entropy(logits: torch.Tensor, mask: torch.Tensor) -> list[float]:
+def neg_entropy(token_entropy: torch.Tensor, mask: torch.Tensor) -> list[float]:
     """RENT / EM-RL: minus the mean over response tokens of the entropy of softmax(logits), in nats.
 
-    Ranges from -log V (uniform) to 0 (one-hot).
+    token_entropy: (G, T) (``token_scores``). Ranges from -log V (uniform) to 0 (one-hot).
     """
-    import torch
-
-    # entr(p) = -p log p with entr(0) = 0, so tokens masked to -inf logits are handled.
-    per_token = _per_token(logits, lambda x: torch.special.entr(torch.softmax(x, dim=-1)).sum(dim=-1))
-    return [-value for value in _masked_token_mean(per_token, mask)]
+    return [-value for value in _masked_token_mean(token_entropy, mask)]
 
 
 def trajectory_logprob(token_logprobs: torch.Tensor, mask: torch.Tensor) -> list[float]:
@@ -183,12 +168,7 @@ def trajectory_logprob(token_logprobs: torch.Tensor, mask: torch.Tensor) -> list
 
     token_logprobs: (G, T), log p(sampled token) at each response position.
     """
-    import torch
-
-    if token_logprobs.dim() != 2:
-        raise ValueError(f"token_logprobs must have shape (G, T), got {tuple(token_logprobs.shape)}")
-    logprobs = token_logprobs.detach()
-    return _masked_token_mean(logprobs if logprobs.dtype == torch.float64 else logprobs.float(), mask)
+    return _masked_token_mean(token_logprobs, mask)
 
 
 # --- training diagnostics ----------------------------------------------------------------

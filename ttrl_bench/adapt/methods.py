@@ -17,14 +17,18 @@ from ttrl_bench.errors import UsageError
 #   classes -> the group's answer classes (-1 = no answer)
 #   labels  -> class_correct: which classes match the reference (true labels: not label-free)
 #   answers -> the extracted answer strings (None = none)
-#   logits  -> (per-token logits (G, T, V), mask (G, T)) of the policy on its own samples
-#   logprobs -> (log p of the sampled tokens (G, T), mask (G, T))
-#   rng     -> (group size, a random.Random seeded per run and process)
+#   token_certainty -> (KL(uniform || p) per response token (G, T), mask (G, T))
+#   token_entropy   -> (entropy of p per response token (G, T), mask (G, T))
+#   token_logprob   -> (log p of the sampled tokens (G, T), mask (G, T))
+#     (the three are computed on the policy's device by ``adapt.token_scores``, chunked over
+#     positions and vocabulary: the (G, T, V) logits are never materialised in fp32 or copied)
+#   rng     -> (group size, a random.Random seeded per run, process and step)
 #   progress_true -> each sample's J curve over its episodes, forced answers judged against the true answer
 #   progress_vote -> the same, judged against the group's majority answer (label-free)
 #   progress_weight -> the weight of the progress bonus (--progress-weight)
-Need = Literal["classes", "labels", "answers", "logits", "logprobs", "rng", "progress_true", "progress_vote",
-               "progress_weight"]
+Need = Literal["classes", "labels", "answers", "token_certainty", "token_entropy", "token_logprob", "rng",
+               "progress_true", "progress_vote", "progress_weight"]
+TOKEN_NEEDS: tuple[Need, ...] = ("token_certainty", "token_entropy", "token_logprob")
 
 
 @dataclass(frozen=True)
@@ -60,11 +64,11 @@ METHODS: dict[str, Method] = {
                "#d62728"),
         Method("soft-majority", E.soft_majority_reward, ("classes",), True, True,
                "share of the group giving the same answer (EMPO/SRT)", "soft-majority", "#9467bd"),
-        Method("self-certainty", E.self_certainty, ("logits",), True, False,
+        Method("self-certainty", E.self_certainty, ("token_certainty",), True, False,
                "mean KL(uniform || p) over response tokens (INTUITOR)", "self-certainty", "#8c564b"),
-        Method("neg-entropy", E.neg_entropy, ("logits",), True, False,
+        Method("neg-entropy", E.neg_entropy, ("token_entropy",), True, False,
                "minus the mean token entropy (RENT / EM-RL)", "neg-entropy", "#e377c2"),
-        Method("trajectory-logprob", E.trajectory_logprob, ("logprobs",), True, False,
+        Method("trajectory-logprob", E.trajectory_logprob, ("token_logprob",), True, False,
                "mean log-prob of the sampled tokens (EM-RL seq)", "trajectory-logprob", "#17becf"),
     )
 }

@@ -8,6 +8,7 @@ accuracy, reward accuracy) and the ``leakage`` method only.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 from collections import defaultdict
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from ttrl_bench.adapt import estimators as E
-from ttrl_bench.adapt.methods import get_method
+from ttrl_bench.adapt.methods import TOKEN_NEEDS, get_method
 from ttrl_bench.grading import Grader, extract_answer
 from ttrl_bench.measure.budget_cuts import episode_cuts, thinking_part
 from ttrl_bench.measure.loop import cut_text
@@ -25,8 +26,21 @@ from ttrl_bench.measure.metrics import majority_vote
 from ttrl_bench.tasks.registry import BudgetSettings
 from ttrl_bench.types import AnswerType
 
-ExtraSampler = Callable[[str, int], list[str]]  # (prompt, count) -> completion texts
+# (the prompts of all groups of a generation batch, count) -> count completion texts per prompt,
+# in ONE call, so the extra votes of a step are one batched rollout of TRL's own sampler.
+ExtraSampler = Callable[[list, int], list[list[str]]]
+# (prompts, completion ids, wanted token scores) -> ({score: (G, T)}, mask (G, T))
+Scorer = Callable[[Sequence, Sequence[Sequence[int]], tuple[str, ...]], tuple[dict[str, torch.Tensor], torch.Tensor]]
 Prober = Callable[[str, list[str]], list[list[str]]]  # (prompt, prefixes + suffix) -> forced answers per prefix
+
+
+def derived_seed(*parts: object) -> int:
+    """A 63-bit seed from (run seed, rank, ...): distinct streams per process, reproducible per run.
+
+    Not ``hash()``: Python salts it per process, and ranks must get different but stable seeds.
+    """
+    digest = hashlib.sha256(":".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
 
 
 @dataclass(frozen=True)
@@ -48,20 +62,22 @@ class GroupReward:
     """Callable TRL reward function for one method; keeps per-step diagnostics."""
 
     def __init__(self, method: str, *, answer_type: AnswerType, grader: Grader, group_size: int, votes: int, seed: int,
-                 progress: ProgressSettings | None = None):
+                 progress: ProgressSettings | None = None, rank: int = 0):
         self.method = method
         self.spec = get_method(method, "method")
         self.answer_type = answer_type
         self.grader = grader
         self.group_size = group_size
         self.votes = votes
-        self.seed = seed
-        self.rng = random.Random(seed)
+        self.seed, self.rank = seed, rank
+        # One stream per process: the same seed on every rank would give every rank's groups
+        # the same "random" rewards (a correlated control).
+        self.rng = random.Random(derived_seed("random-control", seed, rank))
         self.progress = progress or ProgressSettings()
         self.progress_answers = self.progress.answers
         self.extra_sampler: ExtraSampler | None = None  # set by bind() when votes > samples
         self.prober: Prober | None = None  # set by bind(): forced answers of the current policy
-        self.scorer: Callable[[Sequence[str], Sequence[Sequence[int]]], tuple[torch.Tensor, torch.Tensor, torch.Tensor]] | None = None
+        self.scorer: Scorer | None = None
         self.__name__ = f"{method}_reward"  # TRL names the reward column after it
 
     def __call__(self, prompts, completions, completion_ids=None, reference=None, log_metric=None, until=None,
@@ -70,23 +86,33 @@ class GroupReward:
         if trainer_state is not None:
             # A stream per step, not one running stream: a run resumed from a checkpoint draws what
             # the uninterrupted run drew at that step (the Trainer restores its own RNGs, not ours).
-            self.rng = random.Random(f"{self.seed}:{trainer_state.global_step}")
+            self.rng = random.Random(derived_seed("random-control", self.seed, self.rank, trainer_state.global_step))
         if len(completions) % G:
             raise RuntimeError(f"reward function got {len(completions)} completions, not whole groups of {G}")
         out: list[float] = []
         stats: dict[str, list[float]] = defaultdict(list)
-        for start in range(0, len(completions), G):
-            sl = slice(start, start + G)
-            group_prompts = prompts[sl]
+        starts = range(0, len(completions), G)
+        for start in starts:
+            group_prompts = prompts[start: start + G]
             if any(p != group_prompts[0] for p in group_prompts):
                 raise RuntimeError("a question's group was split across processes or batches (GRPO batch layout)")
+        extras: list[list[str]] = [[] for _ in starts]
+        if self.votes > G and starts:
+            if self.extra_sampler is None:
+                raise RuntimeError(f"votes ({self.votes}) > samples ({G}) needs bind() to a trainer for extra votes")
+            # every group's extra votes in one batched call (one rollout, not one generate per group)
+            extras = self.extra_sampler([prompts[start] for start in starts], self.votes - G)
+            if len(extras) != len(starts) or any(len(e) != self.votes - G for e in extras):
+                raise RuntimeError("the extra-vote sampler returned the wrong number of completions")
+        for start, extra in zip(starts, extras):
+            sl = slice(start, start + G)
             ids = completion_ids[sl] if completion_ids is not None else None
             ref = reference[start] if reference is not None else None
             texts = list(completions[sl])
             if until is not None and until[start]:  # lm-eval tasks' stop strings, cut as the eval loop cuts
                 stops = json.loads(until[start])
                 texts = [cut_text(t, stops) if isinstance(t, str) else t for t in texts]
-            rewards, diag = self._group(group_prompts[0], texts, ids, ref)
+            rewards, diag = self._group(prompts[start], texts, ids, ref, extra)
             out.extend(rewards)
             for k, v in diag.items():
                 stats[k].append(v)
@@ -95,14 +121,9 @@ class GroupReward:
                 log_metric(k, sum(v) / len(v))
         return out
 
-    def _group(self, prompt, texts: list[str], ids, reference: str | None) -> tuple[list[float], dict[str, float]]:
+    def _group(self, prompt, texts: list[str], ids, reference: str | None, extra: list[str]) -> tuple[list[float], dict[str, float]]:
         G = self.group_size
         texts = [t if isinstance(t, str) else t[-1]["content"] for t in texts]  # conversational completions
-        extra: list[str] = []
-        if self.votes > G:
-            if self.extra_sampler is None:
-                raise RuntimeError(f"votes ({self.votes}) > samples ({G}) needs bind() to a trainer for extra votes")
-            extra = self.extra_sampler(prompt, self.votes - G)
         # One grader round trip per group: answers, classes and (with a reference) their correctness.
         judged = self.grader.judge(texts + extra, self.answer_type, reference=reference)
         answers, classes, class_correct = judged.answers, judged.classes, judged.class_correct
@@ -151,6 +172,7 @@ class GroupReward:
         """Call the method's estimator with what its registry entry ``needs``, in that order."""
         args: list = []
         scored = None
+        token_needs = tuple(n for n in self.spec.needs if n in TOKEN_NEEDS)
         for need in self.spec.needs:
             if need == "classes":
                 args.append(classes)
@@ -168,13 +190,13 @@ class GroupReward:
                 args.append(curves[need])
             elif need == "progress_weight":
                 args.append(self.progress.weight)
-            elif need in ("logits", "logprobs"):
+            elif need in TOKEN_NEEDS:
                 if self.scorer is None or ids is None:
                     raise RuntimeError(f"method {self.method!r} needs the policy's logits; bind() the reward to a trainer first")
                 if scored is None:
-                    scored = self.scorer([prompt] * len(ids), ids)
-                logits, logprobs, mask = scored
-                args += [logits if need == "logits" else logprobs, mask]
+                    scored = self.scorer([prompt] * len(ids), ids, token_needs)
+                scores, mask = scored
+                args += [scores[need], mask]
             else:  # a Need the registry allows but nobody taught this function
                 raise RuntimeError(f"method {self.method!r}: unknown need {need!r}")
         return self.spec.fn(*args)

@@ -15,14 +15,14 @@ from pathlib import Path
 import torch
 
 from ttrl_bench.adapt.callbacks import LogCallback, ProbeCallback, ProgressCallback, TrainLog
-from ttrl_bench.adapt.config import AdaptConfig, grpo_config
+from ttrl_bench.adapt.config import AdaptConfig, grpo_config, peft_config
 from ttrl_bench.adapt.policy import bind
+from ttrl_bench.adapt.probe import PROBE_BACKEND, sharded_probe
 from ttrl_bench.adapt.reward import GroupReward, ProgressSettings
 from ttrl_bench.data import load_questions
 from ttrl_bench.data.split import adapted_questions, split_ids
 from ttrl_bench.errors import UsageError
 from ttrl_bench.grading import Grader
-from ttrl_bench.measure.loop import measure
 from ttrl_bench.tasks import get_task
 from ttrl_bench.types import SamplingParams
 
@@ -45,6 +45,7 @@ class AdaptSpec:
     # run --holdout: hold out this share of the questions (split by data.split.split_ids); None = train on all
     holdout_fraction: float | None = None
     holdout_seed: int = 0
+    backend: str = PROBE_BACKEND  # the run's --backend: measures base and final model (the probe uses hf)
 
     def write(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self), indent=2) + "\n")
@@ -146,14 +147,63 @@ def _tensorboard_dir(path: Path):
             os.environ["TENSORBOARD_LOGGING_DIR"] = saved
 
 
+def grader_workers(local_processes: int) -> int:
+    """Math-verify workers per training process: the cores shared by the node's processes
+    (one Grader per process; processes x cores workers would oversubscribe a GPU node)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores // max(1, local_processes))
+
+
+def _checkpoint_dtype(model_dir: str, trust_remote_code: bool) -> torch.dtype:
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(model_dir, trust_remote_code=trust_remote_code)
+    dtype = getattr(config, "dtype", None) or getattr(config, "torch_dtype", None)
+    if isinstance(dtype, str):
+        dtype = getattr(torch, dtype, None)
+    return dtype if isinstance(dtype, torch.dtype) else torch.float32
+
+
+def save_adapted(trainer, spec: AdaptSpec, cfg: AdaptConfig, dtype: torch.dtype, processes: int) -> Path:
+    """The adapted model as a plain checkpoint in the base checkpoint's dtype (LoRA merged),
+    then the training checkpoints are removed: resume never needs them once the model is saved.
+
+    Every process calls it (saving gathers sharded parameters). The trainer first saves what
+    it holds (fp32 master weights, or the LoRA adapter) to a staging directory; the main
+    process reloads that in the checkpoint's dtype, merges an adapter, and writes ``model/``.
+    """
+    from transformers import AutoModelForCausalLM
+
+    out = Path(spec.out_dir)
+    staging, final = out / "model.staging", out / "model"
+    trainer.save_model(str(staging))
+    if trainer.accelerator.is_main_process:
+        kw = {"dtype": dtype, "trust_remote_code": spec.trust_remote_code}
+        if cfg.lora_r:
+            from peft import PeftModel
+
+            base = AutoModelForCausalLM.from_pretrained(spec.model_dir, **kw)
+            model = PeftModel.from_pretrained(base, str(staging)).merge_and_unload()
+        else:
+            model = AutoModelForCausalLM.from_pretrained(str(staging), **kw)
+        shutil.rmtree(final, ignore_errors=True)
+        model.save_pretrained(str(final), safe_serialization=True)
+        trainer.processing_class.save_pretrained(str(final))
+        info = {"method": cfg.method, "steps": cfg.steps, "processes": processes, "dtype": str(dtype).removeprefix("torch."),
+                "lora_r": cfg.lora_r, "distributed": str(trainer.accelerator.distributed_type.value)}
+        (final / "ADAPTED").write_text(json.dumps(info) + "\n")  # last: marks the model complete
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    trainer.accelerator.wait_for_everyone()
+    return final
+
+
 def adapt(spec: AdaptSpec, *, progress: bool = True) -> Path:
     """Train, save the adapted model to ``out_dir/model``; returns that path. Resumes from checkpoints."""
     from accelerate import PartialState
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import GRPOTrainer
-
-    from ttrl_bench.sampling.hf import HFSampler
 
     cfg = AdaptConfig(**spec.config)
     cfg.validate()
@@ -179,7 +229,14 @@ def adapt(spec: AdaptSpec, *, progress: bool = True) -> Path:
     dataset = Dataset.from_list([{"prompt": prompt_of(q), "reference": q.reference, "question_id": q.id,
                                   "until": json.dumps(q.meta.get("until") or [])} for q in questions])
     tokenizer = AutoTokenizer.from_pretrained(spec.model_dir, trust_remote_code=spec.trust_remote_code)
-    model = AutoModelForCausalLM.from_pretrained(spec.model_dir, trust_remote_code=spec.trust_remote_code)
+    # fp32 master weights on every backend: a bf16 checkpoint trained in bf16 drops most updates
+    # at lr 5e-7 (an update below half a bf16 ulp of the weight rounds away). On GPU the
+    # forward runs in bf16 autocast (GRPOConfig bf16=True), as TRL recommends.
+    checkpoint_dtype = _checkpoint_dtype(spec.model_dir, spec.trust_remote_code)
+    # With LoRA the frozen base stays in the checkpoint's dtype (a 7B model in fp32 would not fit
+    # one GPU); peft keeps the trained adapter weights in fp32 (autocast_adapter_dtype).
+    load_dtype = checkpoint_dtype if cfg.lora_r else torch.float32
+    model = AutoModelForCausalLM.from_pretrained(spec.model_dir, dtype=load_dtype, trust_remote_code=spec.trust_remote_code)
     ckpt, resume_step = last_checkpoint(out / "checkpoints")
     log = TrainLog(out / "train_log.jsonl", resume_step)
     if ckpt is not None and resume_step >= cfg.steps:
@@ -191,28 +248,22 @@ def adapt(spec: AdaptSpec, *, progress: bool = True) -> Path:
     eval_params = SamplingParams(**spec.eval_sampling)
     maj_key = f"maj@{eval_params.n}"
 
-    with Grader(timeout_seconds=spec.grading_timeout) as grader:
+    state = PartialState()
+    local_processes = int(os.environ.get("LOCAL_WORLD_SIZE", processes))
+    with Grader(timeout_seconds=spec.grading_timeout, workers=grader_workers(local_processes)) as grader:
         reward = GroupReward(
             cfg.method, answer_type=task.answer_type, grader=grader, group_size=cfg.samples,
-            votes=cfg.votes, seed=cfg.seed,
+            votes=cfg.votes, seed=cfg.seed, rank=state.process_index,
             progress=ProgressSettings(task.budget, cfg.progress_weight, cfg.progress_answers),
         )
         holder: dict = {}
 
         def probe():
-            trainer = holder["trainer"]
-            policy = trainer.accelerator.unwrap_model(trainer.model)
-            was_training = policy.training
-            policy.eval()
-            try:
-                return measure(
-                    questions, lambda: HFSampler.from_model(policy, tokenizer), eval_params, answer_type=task.answer_type,
-                    chat_template=spec.chat_template, grader=grader, progress=False,
-                )
-            finally:
-                policy.train(was_training)
+            return sharded_probe(
+                holder["trainer"], questions, eval_params, answer_type=task.answer_type,
+                chat_template=spec.chat_template, grader=grader, tokenizer=tokenizer,
+            )
 
-        # The last step is measured by the caller from the saved model, with the same code as the base model.
         def report(metrics: dict) -> None:
             # transformers' Trainer.log, not GRPOTrainer.log: the latter would flush the step's pending
             # training metrics into this entry. Reporters (--report-to) and the state's log history get it.
@@ -225,11 +276,15 @@ def adapt(spec: AdaptSpec, *, progress: bool = True) -> Path:
             Trainer.log(trainer, metrics)
             trainer.control.should_log = should_log
 
-        probe_cb = ProbeCallback(log, cfg.eval_every, probe, maj_key, skip_last=True, report=report)
+        # The final model is measured by the caller with --backend, by the same code as the base
+        # model. When that backend is not the probe's, the probe also takes step 0 and the last
+        # step, so the label-free best step is chosen among points of one sampler.
+        same = spec.backend == PROBE_BACKEND
+        probe_cb = ProbeCallback(log, cfg.eval_every, probe, maj_key, skip_last=same, at_start=not same, report=report)
         with _tensorboard_dir(out / "tensorboard"):  # read by transformers' TensorBoardCallback when it is built
             trainer = GRPOTrainer(
                 model=model, reward_funcs=[reward], args=args, train_dataset=dataset,
-                processing_class=tokenizer, callbacks=[LogCallback(log), probe_cb],
+                processing_class=tokenizer, callbacks=[LogCallback(log), probe_cb], peft_config=peft_config(cfg),
             )
         holder["trainer"] = trainer
         # transformers' own progress callback prints every log dict; ours shows one bar with the diagnostics.
@@ -238,19 +293,14 @@ def adapt(spec: AdaptSpec, *, progress: bool = True) -> Path:
         trainer.remove_callback(HFProgress)
         trainer.remove_callback(PrinterCallback)
         trainer.add_callback(ProgressCallback(f"{cfg.method}: adapting"))
-        bind(reward, trainer, temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k, max_new_tokens=cfg.max_new_tokens)
+        bind(reward, trainer, seed=cfg.seed, rank=state.process_index)
         if ckpt is not None:
             # Steps per epoch as the Trainer counts them: RepeatSampler keeps whole batches of
             # prompts_per_step questions; grpo_config fixes gradient accumulation and
             # steps_per_generation at 1, so one batch is one optimisation step.
             _replay_sampler_epochs(trainer, resume_step // max(1, len(dataset) // cfg.prompts_per_step))
         trainer.train(resume_from_checkpoint=ckpt)
-        if trainer.accelerator.is_main_process:
-            trainer.save_model(str(out / "model"))
-            tokenizer.save_pretrained(str(out / "model"))
-            _mark_adapted(out, cfg)
-        trainer.accelerator.wait_for_everyone()
-    return out / "model"
+        return save_adapted(trainer, spec, cfg, checkpoint_dtype, processes)
 
 
 def _mark_adapted(out: Path, cfg: AdaptConfig) -> None:

@@ -46,6 +46,12 @@ def add_adapt_flags(p: argparse.ArgumentParser) -> None:
                    help="TRL reporters (GRPOConfig.report_to): none, tensorboard, wandb, trackio, comma-separated; they get "
                    "TRL's metrics, the diagnostics (label_accuracy, reward_accuracy, majority_ratio) and the test-set "
                    "probe (probe/pass@1, probe/maj@N, probe/majority_ratio). TensorBoard files: RUN/<method>/tensorboard")
+    g.add_argument("--lora-r", type=int, default=None,
+                   help="LoRA rank through TRL's peft_config (needs peft); 0 = full fine-tuning (default). "
+                   "The adapted model is saved merged, in the checkpoint's dtype")
+    g.add_argument("--lora-alpha", type=float, default=None, help="LoRA alpha (default: 2 x --lora-r)")
+    g.add_argument("--lora-targets", default=None,
+                   help="LoRA target modules: all-linear (default) or comma-separated names, e.g. q_proj,v_proj")
     g = p.add_argument_group("generalization", "Does the gain carry over to other tasks and to unseen questions?")
     g.add_argument("--eval-tasks", default=None, metavar="T1,T2",
                    help="after each adaptation also measure the adapted model (and the base model, once) on these "
@@ -64,7 +70,8 @@ def run_config_from_args(args: argparse.Namespace, eval_cfg: EvalConfig) -> RunC
         train_max_new_tokens=args.train_max_new_tokens, eval_every=args.eval_every, save_every=args.save_every,
         use_vllm=args.use_vllm,
         vllm_mode=args.vllm_mode, report_to=args.report_to, progress_weight=args.progress_weight,
-        progress_answers=args.progress_answers,
+        progress_answers=args.progress_answers, lora_r=args.lora_r, lora_alpha=args.lora_alpha,
+        lora_targets=args.lora_targets,
     )
     return RunConfig(
         eval=eval_cfg, methods=args.methods, adapt=overrides, processes=args.processes,

@@ -14,6 +14,7 @@ import sys
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from ttrl_bench.adapt.probe import PROBE_BACKEND
 from ttrl_bench.report.comparison import comparison_table
 from ttrl_bench.adapt.config import PAPER, TINY, AdaptConfig, paper_steps, per_device_batch, with_overrides
 from ttrl_bench.demo import EMBEDDED_MODEL, EPISODES_MODEL
@@ -24,10 +25,9 @@ from ttrl_bench.pipeline.run_config import RunConfig
 from ttrl_bench.pipeline.evaluate import AUTO, export_lm_eval, make_record, measure_into, model_args
 from ttrl_bench.pipeline.generalization import Generalization
 from ttrl_bench.grading import Grader
-from ttrl_bench.measure.loop import Measurement
 from ttrl_bench.measure.provenance import git_revision, library_versions, model_fingerprint
 from ttrl_bench.measure.records import Record, check_leaderboard_slots, publish_record, write_record
-from ttrl_bench.pipeline.run_report import copy_report, curve_columns, eval_point, run_records, signal_columns, write_report
+from ttrl_bench.pipeline.run_report import copy_report, curve_columns, run_records, signal_columns, write_report
 
 
 def resolve_adapt(cfg: RunConfig, prep: Prepared) -> AdaptConfig:
@@ -46,7 +46,7 @@ def resolve_adapt(cfg: RunConfig, prep: Prepared) -> AdaptConfig:
         learning_rate=o.lr, lr_scheduler=o.lr_scheduler, beta=o.beta, temperature=o.train_temperature,
         max_new_tokens=o.train_max_new_tokens, eval_every=o.eval_every, save_every=o.save_every,
         vllm_mode=o.vllm_mode, report_to=o.report_to, seed=cfg.eval.seed, progress_weight=o.progress_weight,
-        progress_answers=o.progress_answers,
+        progress_answers=o.progress_answers, lora_r=o.lora_r, lora_alpha=o.lora_alpha, lora_targets=o.lora_targets,
     )
     if o.use_vllm:
         adapt_cfg = replace(adapt_cfg, use_vllm=True)
@@ -81,32 +81,6 @@ def _launch(spec_path: Path, processes: int, accelerate_config: str | Path | Non
     done = subprocess.run(cmd, env=env)
     if done.returncode != 0:
         raise RuntimeError(f"adaptation processes failed (exit {done.returncode}): {' '.join(cmd)}")
-
-
-def train_summary(log_rows: list[dict], maj_key: str, final: Measurement, final_step: int) -> dict:
-    """Diagnostics for the report: label/reward accuracy early and late, and the label-free best step."""
-    from ttrl_bench.adapt.callbacks import BEST_CRITERION  # torch/transformers load only when a run runs
-
-    train = [r for r in log_rows if r.get("kind") == "train" and "reward" in r]  # not the end-of-training summary
-    evals = [r for r in log_rows if r.get("kind") == "eval"]
-    evals.append(eval_point(final_step, final, maj_key))
-
-    def mean_of(rows, key):
-        vals = [r[key] for r in rows if key in r]
-        return sum(vals) / len(vals) if vals else None
-
-    labelled = [r for r in train if "label_accuracy" in r]
-    window = max(1, len(labelled) // 10)
-    # the policy moves within a few steps (Adam's first updates are full-size), so "first" is 10 steps
-    head = labelled[: min(10, window)]
-    best = max(evals, key=lambda r: (r["eval_majority_ratio"], r["step"]))
-    return {
-        "label_accuracy_first": mean_of(head, "label_accuracy"),
-        "label_accuracy_last": mean_of(labelled[-window:], "label_accuracy"),
-        "reward_accuracy_mean": mean_of(train, "reward_accuracy"),
-        "best_step": best["step"], "best_step_pass@1": best["pass@1"], "best_criterion": f"eval {BEST_CRITERION} (label-free)",
-        "final_step": final_step, "evals": evals,
-    }
 
 
 def _copy_plots(rec: Record, record_dir: Path, leaderboard: Path) -> list[str]:
@@ -144,6 +118,7 @@ def run(
     model the same way, and compare. ``out``: the run directory (``AUTO``: runs/run-<task>-<model>-<hash>);
     re-running the same call resumes it. Adaptation writes models, so a run always has a directory."""
     from ttrl_bench.adapt.callbacks import TrainLog  # torch/transformers load only when a run runs
+    from ttrl_bench.adapt.summary import train_summary
     from ttrl_bench.adapt.train import AdaptSpec, adapt, last_checkpoint
     from ttrl_bench.report.plots import plot_training
 
@@ -196,7 +171,7 @@ def run(
                     eval_sampling=asdict(prep.params), chat_template=prep.chat_template, data=e.data,
                     limit=e.limit, trust_remote_code=e.trust_remote_code,
                     grading_timeout=e.grading_timeout, lm_eval_include_path=e.lm_eval_include_path,
-                    **gen.spec_fields(),
+                    backend=e.backend, **gen.spec_fields(),
                 )
                 spec.write(mdir / "spec.json")
                 say(f"{method}: adapting ({mcfg.steps} steps)")
@@ -206,11 +181,17 @@ def run(
                     adapt(spec)
             m = measure_into(mdir, prep, model_out, e.backend, grader, f"{method}: sampling", progress=progress, **kw)
             log_rows = TrainLog.read(mdir / "train_log.jsonl")
-            summary = train_summary(log_rows, maj_key, gen.in_sample(m), mcfg.steps)  # [issue 15 hook 4]
+            summary = train_summary(log_rows, maj_key, gen.in_sample(m), mcfg.steps, backend=e.backend,
+                                    start=gen.in_sample(base))
             # the last eval point is the final measurement, taken above with the base model's code
+            sampled = "" if e.backend == PROBE_BACKEND else \
+                f"\nprobes sampled with {PROBE_BACKEND}; last point {mcfg.steps} with {e.backend}"
             plot_training([*log_rows, summary["evals"][-1]], mdir / "training.png",
-                          title=f"{prep.model_name} / {prep.task.name} / {method}")
+                          title=f"{prep.model_name} / {prep.task.name} / {method}{sampled}")
             write_json(mdir / "train_summary.json", summary)
+            if summary.get("step_seconds_mean") is not None and summary.get("peak_memory_gib") is not None:
+                print(f"{method}: {summary['step_seconds_mean']:.2f} s a step, peak memory "
+                      f"{summary['peak_memory_gib']:.2f} GiB (main process)", file=sys.stderr)
             rec = make_record(
                 prep, m, method=method, run_dir=mdir, method_config=asdict(mcfg),
                 adapted_fingerprint=model_fingerprint(model_out),

@@ -35,6 +35,9 @@ class AdaptOverrides:
     report_to: str | None = None  # TRL reporters, comma-separated: none, tensorboard, wandb, trackio
     progress_weight: float | None = None  # progress, ttrl+progress: weight of the MRT progress bonus
     progress_answers: int | None = None  # progress, ttrl+progress: forced answers per episode prefix
+    lora_r: int | None = None  # LoRA rank (0 = full fine-tuning)
+    lora_alpha: float | None = None
+    lora_targets: str | None = None  # "all-linear" or comma-separated module names
 
     def __post_init__(self) -> None:
         if self.vllm_mode is not None and self.vllm_mode not in VLLM_MODES:

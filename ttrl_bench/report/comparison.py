@@ -22,6 +22,8 @@ def comparison_table(records: dict[str, Record], *, maj_key: str, fmt: str = "gi
     if "leakage" in records:
         leak_gain = records["leakage"].metrics["pass@1"]["mean"] - base.metrics["pass@1"]["mean"]
     rows = []
+    warnings: list[str] = []
+    backends: set[tuple[str, str]] = set()
     for method, rec in records.items():
         m = rec.metrics
         row = [method, pct(m["pass@1"]["mean"], m["pass@1"]["stderr"]), pct(m[maj_key]["mean"], m[maj_key]["stderr"]),
@@ -39,6 +41,12 @@ def comparison_table(records: dict[str, Record], *, maj_key: str, fmt: str = "gi
             label = "—" if la[0] is None else f"{100 * la[0]:.0f} → {100 * la[1]:.0f}"
             best = extra.get("best_step")
             best_txt = "—" if best is None else f"step {best}: {100 * extra['best_step_pass@1']:.1f}"
+            if extra.get("collapse_warning"):
+                # not presented as "best": the criterion rewards a policy collapsed onto one answer
+                best_txt = f"suspect (collapse), {best_txt}"
+                warnings.append(f"- {method}: {extra['collapse_warning']}")
+            if extra.get("probe_backend") and extra.get("final_backend") not in (None, extra["probe_backend"]):
+                backends.add((extra["probe_backend"], extra["final_backend"]))
             row += [f"{100 * d.mean_diff:+.1f} ± {100 * d.stderr:.1f}", share, label, best_txt]
         rows.append(row)
     headers = ["method", "pass@1", maj_key, passn, "Δ pass@1 (paired s.e.)", "of leakage gain",
@@ -46,7 +54,13 @@ def comparison_table(records: dict[str, Record], *, maj_key: str, fmt: str = "gi
     note = (f"{base.model} on {base.task}, {len(ids)} questions; scores in % ± s.e. over questions; "
             "final model in the first columns, the label-free best step in the last.")
     vb = base.extra.get("vote_baseline")
-    if vb and f"maj@{vb['votes']}" in base.metrics:  # issue 15: the vote baseline, when it is not maj_key itself
+    if vb and f"maj@{vb['votes']}" in base.metrics:  # the vote baseline, when it is not maj_key itself
         v = base.metrics[f"maj@{vb['votes']}"]
         note += f" Vote baseline (no training): base maj@{vb['votes']} = {pct(v['mean'], v['stderr'])}."
-    return note + "\n\n" + tabulate(rows, headers=headers, tablefmt=fmt)
+    for probe, final in sorted(backends):
+        note += (f" The training-curve probes and the best step were sampled with {probe}; base and final"
+                 f" models with {final}.")
+    text = note + "\n\n" + tabulate(rows, headers=headers, tablefmt=fmt)
+    if warnings:
+        text += "\n\nLabel-free best step with the collapse signature (majority ratio up, pass@n down):\n" + "\n".join(warnings)
+    return text
