@@ -11,9 +11,6 @@ from transformers import TrainerCallback
 
 from ttrl_bench.measure.loop import Measurement
 
-# The label-free criterion that picks the "best" step: the eval samples' mean majority ratio
-# (self-agreement). True labels never choose a checkpoint; reported next to the last step.
-BEST_CRITERION = "majority_ratio"
 PROBE_PREFIX = "probe/"  # the probe's metrics as TRL's reporters show them (probe/pass@1, probe/maj@N, ...)
 
 

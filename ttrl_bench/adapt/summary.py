@@ -10,9 +10,12 @@ step is reported as suspect, not as "best".
 """
 from __future__ import annotations
 
-from ttrl_bench.adapt.callbacks import BEST_CRITERION
 from ttrl_bench.adapt.probe import PROBE_BACKEND
 from ttrl_bench.measure.loop import Measurement
+
+# The label-free criterion that picks the "best" step: the eval samples' mean majority ratio
+# (self-agreement). True labels never choose a checkpoint; reported next to the last step.
+BEST_CRITERION = "majority_ratio"
 
 
 def eval_row(step: int, m: Measurement, maj_key: str, backend: str) -> dict:
