@@ -41,21 +41,26 @@ TINY_OVERRIDES = dict(
 )
 
 
+def tiny_arch() -> dict:
+    """The test model's architecture: the embedded model's, made smaller."""
+    from ttrl_bench.demo.training import ARCH
+
+    return {**ARCH, **TINY_OVERRIDES}
+
+
 def build_tiny_model(out: Path, seed: int = TINY_MODEL_SEED) -> Path:
     """Save a deterministic random tiny Llama and the character tokenizer (safetensors) into ``out``."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
     from ttrl_bench.demo.tokenizer import build_tokenizer
-    from ttrl_bench.demo.training import ARCH
-
     tokenizer = build_tokenizer()
     config = LlamaConfig(
         vocab_size=len(tokenizer),
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
-        **{**ARCH, **TINY_OVERRIDES},
+        **tiny_arch(),
     )
     # fork_rng: seeding must not leak into the global RNG state other tests see.
     with torch.random.fork_rng():

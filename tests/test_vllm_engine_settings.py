@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TINY_ARCH, subprocess_env
+from conftest import subprocess_env, tiny_arch
 from ttrl_bench.errors import UsageError
 from ttrl_bench.sampling import make_sampler
 from ttrl_bench.types import SamplingParams
@@ -34,7 +34,7 @@ def long_context_model_dir(tmp_path_factory):
 
     tok = build_tokenizer()
     config = LlamaConfig(vocab_size=len(tok), bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-                         pad_token_id=tok.pad_token_id, **{**TINY_ARCH, "max_position_embeddings": 8192})
+                         pad_token_id=tok.pad_token_id, **{**tiny_arch(), "max_position_embeddings": 8192})
     with torch.random.fork_rng():
         torch.manual_seed(1)
         model = LlamaForCausalLM(config)
