@@ -130,8 +130,11 @@ def test_plots_outside_the_records_directory_are_not_embedded(tmp_path):
     (inside / "plots" / "link.png").symlink_to(tmp_path / "outside.png")
     r = replace(rec("m"), plots=["plots/ok.png", "../outside.png", str(tmp_path / "outside.png"), "plots/link.png"])
     page = render_leaderboard([r], "html", record_dir=inside)
-    assert page.count("data:image/png;base64,") == 1
-    assert page.count("outside the records directory") == 3
+    import base64
+
+    # The page draws its own figures from the records' numbers; it never embeds a file a record names,
+    # so no path in a record (outside the records directory, or a symlink out of it) reaches the page.
+    assert base64.b64encode(png).decode() not in page
 
 
 @pytest.mark.parametrize("metrics, problem", [("pass", "'metrics' must be an object"),

@@ -5,6 +5,7 @@ The end-to-end runs use the tiny random model of conftest (one CPU process, a fe
 from __future__ import annotations
 
 import json
+import re
 from types import SimpleNamespace
 
 import pytest
@@ -76,7 +77,8 @@ def test_records_without_the_new_fields_still_load(tmp_path):
     path = tmp_path / new.filename
     path.write_text(new.to_json())
     assert load_record(path) == new
-    assert new.filename == "m__b__ttrl__from-a__holdout-0.5-seed1.json"
+    # <model slug>-<hash of name and fingerprint>__<task>__<method>, then what tells a transfer / held-out result apart
+    assert re.fullmatch(r"m-[0-9a-f]{8}__b__ttrl__from-a__holdout-0\.5-seed1\.json", new.filename)
     assert new.origin == "adapted on a, holdout 0.5 seed 1"
 
 

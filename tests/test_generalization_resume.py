@@ -16,7 +16,7 @@ from pathlib import Path
 
 from conftest import subprocess_env
 from ttrl_bench.cli import main
-from ttrl_bench.pipeline import run as run_module
+from ttrl_bench.adapt import train as train_module
 
 QUESTIONS, N = 48, 16  # three chunks of 16 questions: the kill lands after the first
 
@@ -75,7 +75,7 @@ def test_killed_during_eval_task_measurement_resumes_without_redoing_anything(ti
     def no_training(spec):
         raise AssertionError("retrained after the kill")
 
-    monkeypatch.setattr(run_module, "adapt", no_training)
+    monkeypatch.setattr(train_module, "adapt", no_training)  # run() imports it when it runs
     assert main(argv) == 0
     assert {p: p.stat().st_mtime_ns for p in keep} == keep  # nothing finished was redone
     resumed = target.read_bytes()

@@ -19,6 +19,13 @@ TOWER = "\\boxed{9^{9^{9^{9^{9}}}}}"
 SHORT_TIMEOUT = 1.0
 
 
+def _slow_to_parse(tag: int) -> str:
+    """An answer math-verify needs far longer than SHORT_TIMEOUT to parse on any machine: a 3000-term
+    polynomial (about 40 s on an idle 2-core machine). A 100,000-digit number parses in under a second
+    when the machine is idle, so it only timed out under load."""
+    return "\\boxed{" + "+".join(f"x_{{{tag}}}^{{{i}}}" for i in range(3000)) + "}"
+
+
 def _completions(*texts: str) -> list[Completion]:
     return [Completion(text=t, num_tokens=len(t.split()), finish_reason="stop") for t in texts]
 
@@ -107,7 +114,7 @@ def test_a_hanging_comparison_is_killed_counted_once_and_the_grader_keeps_workin
 
 def test_one_pathological_answer_among_16_costs_one_timeout_and_is_remembered():
     budget = 4.0
-    slow = "\\boxed{" + "7" * 100_000 + "}"  # its parse runs past any timeout here
+    slow = _slow_to_parse(7)  # its parse runs past any timeout here
     texts = [f"so \\boxed{{{k % 5}}}" for k in range(15)] + [slow]
     with Grader(timeout_seconds=SHORT_TIMEOUT, workers=1, budget_seconds=budget) as grader:
         grader.start()
@@ -124,7 +131,7 @@ def test_one_pathological_answer_among_16_costs_one_timeout_and_is_remembered():
 
 def test_a_spent_budget_ends_the_question_and_the_rest_is_counted_not_equal():
     budget = 2.5
-    slow = ["\\boxed{" + str(d) * 100_000 + "}" for d in range(1, 8)]  # each parse takes > 1 s
+    slow = [_slow_to_parse(d) for d in range(1, 8)]  # each parse takes far more than 1 s
     with Grader(timeout_seconds=SHORT_TIMEOUT, workers=1, budget_seconds=budget) as grader:
         grader.start()
         started = time.monotonic()

@@ -6,12 +6,17 @@ from pathlib import Path
 
 from ttrl_bench.measure.loop import Measurement
 from ttrl_bench.measure.records import QuestionScore, Record, write_record
+from ttrl_bench.measure.summary import Summary
 from ttrl_bench.pipeline.run_report import copy_report, curve_columns, run_records, signal_columns, write_report
 
 
 def _measurement(p1: float, maj: float) -> Measurement:
-    return Measurement([], [], {"scores": {"pass@1": {"mean": p1, "stderr": 0.01}, "maj@4": {"mean": maj, "stderr": 0.02}},
-                                "votes": {"mean_majority_ratio": 0.7}})
+    return Measurement([], [], Summary.from_dict({
+        "num_questions": 1, "n": 4,
+        "scores": {"pass@1": {"mean": p1, "stderr": 0.01}, "maj@4": {"mean": maj, "stderr": 0.02}},
+        "votes": {"ties": 0, "no_answer_samples": 0, "no_answer_questions": 0, "mean_majority_ratio": 0.7},
+        "lengths": {"mean_tokens": None, "truncation_rate": None},
+    }))
 
 
 def test_the_curve_starts_at_the_base_measurement_and_follows_the_probes():

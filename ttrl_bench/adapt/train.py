@@ -121,17 +121,6 @@ def _replay_sampler_epochs(trainer, epochs: int) -> None:
     trainer._get_train_sampler = sampler_at_epoch
 
 
-def _finish_from_checkpoint(ckpt: str, out: Path, tokenizer) -> None:
-    """The target step is already trained (killed after its checkpoint, before the model was saved):
-    the checkpoint's weights are the model; training again would go past the target."""
-    model_dir = out / "model"
-    model_dir.mkdir(parents=True, exist_ok=True)
-    for src in Path(ckpt).iterdir():
-        if src.suffix in (".safetensors", ".json") and not src.name.startswith(("trainer_state", "training_args")):
-            shutil.copyfile(src, model_dir / src.name)
-    tokenizer.save_pretrained(str(model_dir))
-
-
 @contextlib.contextmanager
 def _tensorboard_dir(path: Path):
     """TensorBoard event files of this method in RUN/<method>/tensorboard (transformers' callback reads
@@ -172,30 +161,38 @@ def save_adapted(trainer, spec: AdaptSpec, cfg: AdaptConfig, dtype: torch.dtype,
     it holds (fp32 master weights, or the LoRA adapter) to a staging directory; the main
     process reloads that in the checkpoint's dtype, merges an adapter, and writes ``model/``.
     """
-    from transformers import AutoModelForCausalLM
-
     out = Path(spec.out_dir)
-    staging, final = out / "model.staging", out / "model"
+    staging = out / "model.staging"
     trainer.save_model(str(staging))
     if trainer.accelerator.is_main_process:
-        kw = {"dtype": dtype, "trust_remote_code": spec.trust_remote_code}
-        if cfg.lora_r:
-            from peft import PeftModel
-
-            base = AutoModelForCausalLM.from_pretrained(spec.model_dir, **kw)
-            model = PeftModel.from_pretrained(base, str(staging)).merge_and_unload()
-        else:
-            model = AutoModelForCausalLM.from_pretrained(str(staging), **kw)
-        shutil.rmtree(final, ignore_errors=True)
-        model.save_pretrained(str(final), safe_serialization=True)
-        trainer.processing_class.save_pretrained(str(final))
-        info = {"method": cfg.method, "steps": cfg.steps, "processes": processes, "dtype": str(dtype).removeprefix("torch."),
-                "lora_r": cfg.lora_r, "distributed": str(trainer.accelerator.distributed_type.value)}
-        (final / "ADAPTED").write_text(json.dumps(info) + "\n")  # last: marks the model complete
+        _write_model(staging, spec, cfg, dtype, trainer.processing_class,
+                     {"processes": processes, "distributed": str(trainer.accelerator.distributed_type.value)})
         shutil.rmtree(staging, ignore_errors=True)
         shutil.rmtree(out / "checkpoints", ignore_errors=True)
     trainer.accelerator.wait_for_everyone()
-    return final
+    return out / "model"
+
+
+def _write_model(saved: Path, spec: AdaptSpec, cfg: AdaptConfig, dtype: torch.dtype, tokenizer, where: dict) -> None:
+    """``model/`` from what a trainer saved (a staging directory or a checkpoint: the same files), in the
+    checkpoint's dtype, LoRA merged; ``ADAPTED`` is written last and marks the model complete."""
+    from transformers import AutoModelForCausalLM
+
+    final = Path(spec.out_dir) / "model"
+    kw = {"dtype": dtype, "trust_remote_code": spec.trust_remote_code}
+    if cfg.lora_r:
+        from peft import PeftModel
+
+        base = AutoModelForCausalLM.from_pretrained(spec.model_dir, **kw)
+        model = PeftModel.from_pretrained(base, str(saved)).merge_and_unload()
+    else:
+        model = AutoModelForCausalLM.from_pretrained(str(saved), **kw)
+    shutil.rmtree(final, ignore_errors=True)
+    model.save_pretrained(str(final), safe_serialization=True)
+    tokenizer.save_pretrained(str(final))
+    info = {"method": cfg.method, "steps": cfg.steps, **where, "dtype": str(dtype).removeprefix("torch."),
+            "lora_r": cfg.lora_r}
+    (final / "ADAPTED").write_text(json.dumps(info, sort_keys=True) + "\n")
 
 
 def adapt(spec: AdaptSpec, *, progress: bool = True) -> Path:
@@ -240,10 +237,14 @@ def adapt(spec: AdaptSpec, *, progress: bool = True) -> Path:
     ckpt, resume_step = last_checkpoint(out / "checkpoints")
     log = TrainLog(out / "train_log.jsonl", resume_step)
     if ckpt is not None and resume_step >= cfg.steps:
-        if PartialState(cpu=not cuda).is_main_process:
-            _finish_from_checkpoint(ckpt, out, tokenizer)
-            _mark_adapted(out, cfg)
-        PartialState(cpu=not cuda).wait_for_everyone()
+        # The target step is trained (killed after its checkpoint, before the model was saved): the
+        # checkpoint's weights are the model; training again would go past the target.
+        state = PartialState(cpu=not cuda)
+        if state.is_main_process:
+            _write_model(Path(ckpt), spec, cfg, checkpoint_dtype, tokenizer,
+                         {"processes": processes, "distributed": str(state.distributed_type.value)})
+            shutil.rmtree(out / "checkpoints", ignore_errors=True)
+        state.wait_for_everyone()
         return out / "model"
     eval_params = SamplingParams(**spec.eval_sampling)
     maj_key = f"maj@{eval_params.n}"
@@ -302,6 +303,3 @@ def adapt(spec: AdaptSpec, *, progress: bool = True) -> Path:
         trainer.train(resume_from_checkpoint=ckpt)
         return save_adapted(trainer, spec, cfg, checkpoint_dtype, processes)
 
-
-def _mark_adapted(out: Path, cfg: AdaptConfig) -> None:
-    (out / "model" / "ADAPTED").write_text(json.dumps({"method": cfg.method, "steps": cfg.steps}) + "\n")

@@ -130,7 +130,7 @@ def sample_all(
     bar = tqdm(total=len(questions), initial=len(results), desc=desc, unit="q", disable=not progress, leave=False)
     try:
         prompts = [prompt_for(sampler, q.prompt, chat_template) for q in questions]
-        lengths = [len(ids) for ids in sampler.encode(prompts)]  # token counts size the chunks
+        lengths = [len(ids) for ids in _encode(sampler, prompts)]  # token counts size the chunks
         chunks = plan_chunks(lengths, params, chunk or chunk_size_for(params.n), chunk_tokens or default_chunk_tokens())
         pending = [c for c in chunks if any(questions[i].id not in results for i in c)]
         for span in pending:
@@ -160,6 +160,17 @@ def sample_all(
         sampler.close()
     stats.peak_rss_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
     return [results[q.id] for q in questions]
+
+
+def _encode(sampler: Sampler, prompts: Sequence[str]) -> list[list[int]]:
+    """Token ids of the prompts, for sizing chunks: the sampler's own rule, else its tokenizer's, else
+    about one id per 4 characters (a sampler of another library may implement only ``sample``)."""
+    if hasattr(sampler, "encode"):
+        return sampler.encode(prompts)
+    tokenizer = getattr(sampler, "tokenizer", None)
+    if tokenizer is not None:
+        return [tokenizer(p)["input_ids"] for p in prompts]
+    return [[0] * max(1, len(p) // 4) for p in prompts]
 
 
 def _keep(todo: Sequence[Question], prompts: Sequence[str], outs: dict[int, list[Completion]],

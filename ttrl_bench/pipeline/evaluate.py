@@ -124,7 +124,8 @@ def evaluate(
         open_run_dir(run_dir, prep.identity, {
             "identity": prep.identity, "request": request_dict(cfg),
             "model_dir": None if prep.model_dir is None else str(prep.model_dir),
-            "model_name": prep.model_name, "versions": library_versions(), "git_revision": git_revision(),
+            "model_name": prep.model_name, "prompt_format": prep.prompt_format, "versions": library_versions(),
+            "git_revision": git_revision(),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         })
     with Grader(timeout_seconds=cfg.grading_timeout, budget_seconds=prep.grading_budget) as grader:
