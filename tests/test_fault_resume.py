@@ -47,7 +47,8 @@ def results(out: Path) -> dict:
     found["train_summary"] = {k: v for k, v in summary.items() if k not in WALL_CLOCK}
     [record] = (out / "ttrl" / "records").glob("*.json")
     rec = json.loads(record.read_text())
-    found["record"] = {k: rec[k] for k in ("metrics", "per_question", "extra", "adapted_fingerprint")}
+    found["record"] = {k: rec[k] for k in ("metrics", "per_question", "adapted_fingerprint")}
+    found["record"]["extra"] = {k: v for k, v in rec["extra"].items() if k not in WALL_CLOCK}
     found["train_log"] = train_log(out)
     return found
 

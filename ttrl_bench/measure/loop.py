@@ -168,7 +168,7 @@ def _encode(sampler: Sampler, prompts: Sequence[str]) -> list[list[int]]:
     if hasattr(sampler, "encode"):
         return sampler.encode(prompts)
     tokenizer = getattr(sampler, "tokenizer", None)
-    if tokenizer is not None:
+    if callable(tokenizer):  # a transformers tokenizer
         return [tokenizer(p)["input_ids"] for p in prompts]
     return [[0] * max(1, len(p) // 4) for p in prompts]
 
