@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -87,8 +88,13 @@ def test_killed_at_a_random_step_and_resumed_is_byte_identical(uninterrupted, ti
     rng = random.Random(seed)
     out = tmp_path / "killed"
     argv = run_argv(tiny_model_dir, out)
-    step = rng.randint(2, STEPS - 1)
-    kill_at_step(argv, out, step, rng.uniform(0, 0.4), tmp_path)
+    step, delay = rng.randint(2, STEPS - 1), rng.uniform(0, 0.4)
+    for _ in range(3):  # on an idle machine the last steps can all fit in the delay: then kill earlier
+        kill_at_step(argv, out, step, delay, tmp_path)
+        if not (out / "ttrl" / "model" / "ADAPTED").exists():
+            break
+        shutil.rmtree(out)
+        step, delay = max(2, step - 3), 0.0
     assert not (out / "ttrl" / "model" / "ADAPTED").exists(), f"seed {seed}: the run finished before the kill"
     assert main(argv) == 0
     expected, got = results(uninterrupted), results(out)
