@@ -123,12 +123,16 @@ def draw_curves(groups: list[D.TaskRecords]) -> Drawn:
     return drawn
 
 
+def _panel_per_group(groups: list[D.TaskRecords], height: float):
+    """A figure with one panel (axes) per group, stacked, and the record of what gets drawn."""
+    fig = _figure(len(groups), height)
+    return fig, fig.subplots(len(groups), 1, squeeze=False)[:, 0], Drawn(fig)
+
+
 def draw_pass_at_k(groups: list[D.TaskRecords]) -> Drawn:
     """pass@k against k (log axis) for base and every method: does adaptation narrow coverage?"""
     with matplotlib.rc_context(_STYLE):
-        fig = _figure(len(groups), 1.7)
-        axes = fig.subplots(len(groups), 1, squeeze=False)[:, 0]
-        drawn = Drawn(fig)
+        fig, axes, drawn = _panel_per_group(groups, 1.7)
         for ax, group in zip(axes, groups):
             series = D.pass_at_k_series(group)
             for s in series:
@@ -151,9 +155,7 @@ def draw_pass_at_k(groups: list[D.TaskRecords]) -> Drawn:
 def draw_levels(groups: list[D.TaskRecords]) -> Drawn:
     """pass@1 by level, grouped bars (base, then methods) with ± s.e."""
     with matplotlib.rc_context(_STYLE):
-        fig = _figure(len(groups), 1.7)
-        axes = fig.subplots(len(groups), 1, squeeze=False)[:, 0]
-        drawn = Drawn(fig)
+        fig, axes, drawn = _panel_per_group(groups, 1.7)
         for ax, group in zip(axes, groups):
             names, series = D.levels(group), D.level_series(group)
             width = 0.8 / max(1, len(series))
