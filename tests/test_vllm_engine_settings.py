@@ -113,3 +113,35 @@ def test_eval_exits_2_on_a_failed_engine_start_and_the_corrected_rerun_completes
     assert len((out / "samples.jsonl").read_text().splitlines()) == 5 * 2
     stats = json.loads((out / "sampling_stats.json").read_text())
     assert stats["start_seconds"] > 0 and stats["generated_tokens"] > 0
+
+
+def test_engine_crash_while_sampling_is_one_line_and_keeps_the_log(tmp_path):
+    """An engine that dies mid-run (OOM kill, a kernel error) is a BackendError (the CLI: one line,
+    exit 3, resume) naming the root cause from the engine's log, and the log outlives close()."""
+    from ttrl_bench.errors import BackendError
+    from ttrl_bench.sampling.vllm import VLLMSampler
+
+    class DeadEngine:
+        class llm_engine:
+            class engine_core:
+                shutdown = staticmethod(lambda: None)
+
+        def generate(self, *args, **kwargs):
+            raise RuntimeError("EngineCore encountered an issue. See stack trace (above) for the root cause.")
+
+    log = tmp_path / "engine.log"
+    log.write_text("Traceback (most recent call last):\n  File \"x.py\", line 1\n"
+                   "RuntimeError: CPU Generator does not use offset\n"
+                   "vllm.v1.engine.exceptions.EngineDeadError: EngineCore encountered an issue. See stack trace\n")
+    sampler = VLLMSampler.__new__(VLLMSampler)
+    sampler.llm, sampler.log_path, sampler.failed, sampler._reaper = DeadEngine(), log, False, None
+    sampler.encode = lambda prompts: [[1, 2, 3] for _ in prompts]
+    import vllm
+
+    sampler._vllm = vllm
+    with pytest.raises(BackendError) as caught:
+        sampler.sample(["1+1="], SamplingParams(n=2, temperature=1.0, top_p=1.0, max_new_tokens=3, seed=0))
+    message = str(caught.value)
+    assert "\n" not in message and "CPU Generator does not use offset" in message and str(log) in message
+    sampler.close()
+    assert log.exists(), "the log of a failed engine must survive close()"

@@ -42,7 +42,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from ttrl_bench.errors import UsageError
+from ttrl_bench.errors import BackendError, UsageError
 from ttrl_bench.sampling.base import (
     check_params, config_bos_token_id, encode_prompts, prompt_seed, replicate_greedy,
 )
@@ -130,6 +130,7 @@ class VLLMSampler:
         fd, log_name = tempfile.mkstemp(prefix="ttrl-bench-vllm-", suffix=".log")
         os.close(fd)
         self.log_path = Path(log_name)
+        self.failed = False
         started = time.perf_counter()
         # before the engine starts: if this process is SIGKILLed, the watcher ends the engine's processes
         self._reaper = start_reaper()
@@ -173,7 +174,10 @@ class VLLMSampler:
         try:
             outputs = self.llm.generate(requests, sampling, use_tqdm=False)
         except Exception as exc:
-            raise RuntimeError(f"the vLLM engine failed while sampling ({exc}); its log: {self.log_path}") from exc
+            self.failed = True  # keep the engine's log: the root cause is only there
+            cause = _root_cause(self.log_path) or f"{type(exc).__name__}: {exc}"
+            raise BackendError(f"--backend vllm: the vLLM engine failed while sampling: {cause[:400]} "
+                               f"(engine log: {self.log_path})") from exc
         completions = [
             [self._completion(c.token_ids, c.finish_reason) for c in sorted(out.outputs, key=lambda c: c.index)]
             for out in outputs
@@ -195,7 +199,8 @@ class VLLMSampler:
             self.llm.llm_engine.engine_core.shutdown()
         finally:
             stop_reaper(self._reaper)
-        self.log_path.unlink(missing_ok=True)
+        if not self.failed:
+            self.log_path.unlink(missing_ok=True)
 
 
 def _check_engine_flags(kv_cache_gb: float | None, memory_share: float | None, max_model_len: int | None) -> None:
@@ -232,19 +237,25 @@ def _output_to(log_path: Path):
 
 
 _ERROR_LINE = re.compile(r"^(?:[\w.]+\.)?(\w*(?:Error|Exception)): (.+)$")
+_WRAPPER_ERRORS = ("Engine core initialization failed", "EngineCore encountered an issue")
 
 
-def _start_failure(exc: Exception, log_path: Path) -> str:
-    """One line: the root cause of a failed engine start (from the engine's log) and the flags that change it."""
+def _root_cause(log_path: Path) -> str | None:
+    """The last exception line the engine's processes wrote to their log (vLLM's own wrapper errors skipped)."""
     causes = []
     try:
         for line in log_path.read_text(errors="replace").splitlines():
             match = _ERROR_LINE.match(line.strip())
-            if match and "Engine core initialization failed" not in match.group(2):
+            if match and not any(wrapper in match.group(2) for wrapper in _WRAPPER_ERRORS):
                 causes.append(f"{match.group(1)}: {match.group(2)}")
     except OSError:
         pass
-    cause = causes[-1] if causes else f"{type(exc).__name__}: {exc}"
+    return causes[-1] if causes else None
+
+
+def _start_failure(exc: Exception, log_path: Path) -> str:
+    """One line: the root cause of a failed engine start (from the engine's log) and the flags that change it."""
+    cause = _root_cause(log_path) or f"{type(exc).__name__}: {exc}"
     memory = re.search(r"memory|kv cache|KV cache|max_model_len|max seq len|model length", cause, re.IGNORECASE)
     fix = f"pass {FIX_FLAGS}" if memory else f"check the model and the engine log; {FIX_FLAGS} size the engine"
     return f"--backend vllm: the vLLM engine did not start: {cause.strip()[:400]}; expected settings that fit: {fix} (engine log: {log_path})"
