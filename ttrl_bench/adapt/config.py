@@ -34,6 +34,9 @@ class AdaptConfig:
     seed: int = 0
     use_vllm: bool = False
     vllm_mode: str = "colocate"
+    # --use-vllm: share of the device's memory for TRL's colocated engine (on CPU: of the RAM; TRL's
+    # default 0.3 is 7 GiB of a 24 GiB machine, more than is free beside a training process); None = TRL's
+    vllm_memory_share: float | None = None
     report_to: str = "none"
     progress_weight: float = 1.0  # progress methods: weight of the MRT bonus
     progress_answers: int = 4  # progress methods: forced answers per episode prefix
@@ -171,6 +174,7 @@ def grpo_config(cfg: AdaptConfig, output_dir: str, *, processes: int, use_cpu: b
         remove_unused_columns=False,
         use_vllm=cfg.use_vllm,
         vllm_mode=cfg.vllm_mode,
+        **({"vllm_gpu_memory_utilization": cfg.vllm_memory_share} if cfg.vllm_memory_share is not None else {}),
         disable_tqdm=False,
     )
 

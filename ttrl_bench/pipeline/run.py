@@ -48,8 +48,8 @@ def resolve_adapt(cfg: RunConfig, prep: Prepared) -> AdaptConfig:
         vllm_mode=o.vllm_mode, report_to=o.report_to, seed=cfg.eval.seed, progress_weight=o.progress_weight,
         progress_answers=o.progress_answers, lora_r=o.lora_r, lora_alpha=o.lora_alpha, lora_targets=o.lora_targets,
     )
-    if o.use_vllm:
-        adapt_cfg = replace(adapt_cfg, use_vllm=True)
+    if o.use_vllm:  # TRL's engine gets the eval engine's memory share (--vllm-memory-share)
+        adapt_cfg = replace(adapt_cfg, use_vllm=True, vllm_memory_share=cfg.eval.vllm_memory_share)
     if adapt_cfg.steps == 0:  # the paper's epochs for this task
         adapt_cfg = replace(adapt_cfg, steps=paper_steps(prep.task.name, len(prep.questions), adapt_cfg.prompts_per_step))
     if o.votes is None and o.samples is not None:  # keep the profile's votes:samples ratio
