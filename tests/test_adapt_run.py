@@ -4,16 +4,13 @@ votes drawn from the policy, and a run interrupted by Ctrl-C that resumes from i
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from conftest import subprocess_env
+from conftest import interrupt_cli
 import torch
 from safetensors.torch import load_file
 
@@ -220,28 +217,11 @@ def test_ctrl_c_leaves_a_run_that_resumes_from_its_checkpoint(tiny_model_dir, tm
     argv = run_argv(tiny_model_dir, out, "--limit", "4", "--steps", str(steps), "--eval-every", "2", "--save-every", "2",
                     "--votes", "4", "--lr", "1e-3", "--methods", "ttrl")
     ckpt = out / "ttrl" / "checkpoints"
-    # A new session: the signal goes to the run and every process it started, as Ctrl-C in a terminal does.
-    env = subprocess_env()
     log = tmp_path / "stderr.txt"
-    with open(log, "w") as stderr:  # a file, not a pipe: a full pipe would stall the run
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "ttrl_bench.cli", *argv], cwd=tmp_path, env=env, start_new_session=True,
-            stdout=subprocess.DEVNULL, stderr=stderr,
-        )
-    try:
-        deadline = time.monotonic() + 300
-        while not (ckpt / "checkpoint-2" / "trainer_state.json").exists():
-            assert proc.poll() is None, f"the run ended (exit {proc.returncode}) before its first checkpoint:\n{log.read_text()[-3000:]}"
-            assert time.monotonic() < deadline, "no checkpoint after 300 s"
-            time.sleep(0.05)
-        os.killpg(proc.pid, signal.SIGINT)
-        proc.wait(timeout=120)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+    code = interrupt_cli(argv, tmp_path, (ckpt / "checkpoint-2" / "trainer_state.json").exists, log=log,
+                         waiting_for="its first checkpoint", sig=signal.SIGINT)
     err = log.read_text()
-    assert proc.returncode == 130, err[-3000:]
+    assert code == 130, err[-3000:]
     assert "re-run the same command to resume" in err
     assert not (out / "ttrl" / "model" / "ADAPTED").exists()
     kept = [r for r in read_log(out / "ttrl") if r["step"] <= 2]
