@@ -167,8 +167,8 @@ def run(
                 spec = AdaptSpec(
                     # a task file's path, so that a --task FILE.yaml outside the tasks folder is found again
                     task=str(prep.task.path) if prep.task.path.suffix in (".yaml", ".yml") else prep.task.name,
-                    model_dir=str(prep.model_dir), out_dir=str(mdir), config=asdict(mcfg),
-                    eval_sampling=asdict(prep.params), chat_template=prep.chat_template, data=e.data,
+                    model_dir=str(prep.model_dir), out_dir=str(mdir), config=mcfg,
+                    eval_sampling=prep.params, chat_template=prep.chat_template, data=e.data,
                     limit=e.limit, trust_remote_code=e.trust_remote_code,
                     grading_timeout=e.grading_timeout, lm_eval_include_path=e.lm_eval_include_path,
                     backend=e.backend, **gen.spec_fields(),
