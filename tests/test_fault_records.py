@@ -151,3 +151,37 @@ def test_record_metrics_are_type_checked_on_load(tmp_path, metrics, problem):
     path.write_text(json_.dumps(data))
     with pytest.raises(UsageError, match=problem):
         load_record(path)
+
+
+@pytest.mark.parametrize("extra, problem", [
+    ({"best_step_pass@1": "0.9"}, r"extra\['best_step_pass@1'\] must be a number or null"),
+    ({"best_step": 2.5}, r"extra\['best_step'\] must be an integer or null"),
+    ({"final_step": True}, r"extra\['final_step'\] must be an integer"),
+    ({"vote_baseline": [1]}, r"extra\['vote_baseline'\] must be an object"),
+])
+def test_record_extra_keys_are_type_checked_on_load(tmp_path, extra, problem):
+    import json as json_
+
+    path = write_record(rec("m"), tmp_path)
+    data = json_.loads(path.read_text())
+    data["extra"] = extra
+    path.write_text(json_.dumps(data))
+    with pytest.raises(UsageError, match=problem):
+        load_record(path)
+
+
+def test_record_extra_loads_known_keys_null_where_allowed_and_unknown_keys_as_they_are(tmp_path):
+    extra = {"best_step": None, "best_step_pass@1": 1, "collapse_warning": None, "final_step": 4,
+             "from_a_later_version": {"anything": [1, 2]}}
+    path = write_record(replace(rec("m"), extra=extra), tmp_path)
+    assert load_record(path).extra == extra
+    assert write_record(load_record(path), tmp_path / "again").read_bytes() == path.read_bytes()
+
+
+def test_the_shipped_leaderboard_records_load_unchanged(tmp_path):
+    from ttrl_bench.measure.records import load_records
+
+    shipped = Path(__file__).resolve().parent.parent / "leaderboards"
+    for path in sorted(shipped.glob("*.json")):
+        record = load_records(path)[0]
+        assert record.to_json() == path.read_text(), path.name
