@@ -14,11 +14,12 @@ from pathlib import Path
 
 import torch
 
-from ttrl_bench.adapt.callbacks import LogCallback, ProbeCallback, ProgressCallback, TrainLog
+from ttrl_bench.adapt.callbacks import LogCallback, ProbeCallback, ProgressCallback
 from ttrl_bench.adapt.config import AdaptConfig, grpo_config, peft_config
 from ttrl_bench.adapt.policy import bind
 from ttrl_bench.adapt.probe import PROBE_BACKEND, sharded_probe
 from ttrl_bench.adapt.reward import GroupReward, ProgressSettings
+from ttrl_bench.adapt.train_log import TrainLog
 from ttrl_bench.data import load_questions
 from ttrl_bench.data.split import adapted_questions, split_ids
 from ttrl_bench.errors import UsageError

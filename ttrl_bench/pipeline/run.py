@@ -117,8 +117,8 @@ def run(
     """Measure the base model, adapt it with each method through TRL's GRPOTrainer, measure each adapted
     model the same way, and compare. ``out``: the run directory (``AUTO``: runs/run-<task>-<model>-<hash>);
     re-running the same call resumes it. Adaptation writes models, so a run always has a directory."""
-    from ttrl_bench.adapt.callbacks import TrainLog  # torch/transformers load only when a run runs
-    from ttrl_bench.adapt.summary import train_summary
+    from ttrl_bench.adapt.summary import train_summary  # torch/transformers load only when a run runs
+    from ttrl_bench.adapt.train_log import parse_rows, read_rows
     from ttrl_bench.adapt.train import AdaptSpec, adapt, last_checkpoint
     from ttrl_bench.report.plots import plot_training
 
@@ -180,13 +180,13 @@ def run(
                 else:
                     adapt(spec)
             m = measure_into(mdir, prep, model_out, e.backend, grader, f"{method}: sampling", progress=progress, **kw)
-            log_rows = TrainLog.read(mdir / "train_log.jsonl")
+            log_rows = read_rows(mdir / "train_log.jsonl")
             summary = train_summary(log_rows, maj_key, gen.in_sample(m), mcfg.steps, backend=e.backend,
                                     start=gen.in_sample(base))
             # the last eval point is the final measurement, taken above with the base model's code
             sampled = "" if e.backend == PROBE_BACKEND else \
                 f"\nprobes sampled with {PROBE_BACKEND}; last point {mcfg.steps} with {e.backend}"
-            plot_training([*log_rows, summary["evals"][-1]], mdir / "training.png",
+            plot_training([*log_rows, *parse_rows(summary["evals"][-1:])], mdir / "training.png",
                           title=f"{prep.model_name} / {prep.task.name} / {method}{sampled}")
             write_json(mdir / "train_summary.json", summary)
             if summary.get("step_seconds_mean") is not None and summary.get("peak_memory_gib") is not None:
