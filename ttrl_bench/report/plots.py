@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -31,13 +31,14 @@ def plot_training(train_log: Sequence[LogRow], path: Path, *, title: str) -> Pat
     a key is drawn from the rows that have a finite number for it. Panels with
     nothing to draw are left out; a log with nothing at all gives a labelled empty plot.
     """
-    probes = [r for r in train_log if isinstance(r, ProbeRow)]
-    steps = [r for r in train_log if isinstance(r, TrainStep)]
-    eval_keys = sorted({k for row in probes for k in row.scores if _EVAL_KEY.fullmatch(k)}, key=_eval_order)
-    signal_keys = [k for k in _SIGNAL_KEYS if any(k in row.values for row in steps)]
-    panels = [(series, label) for series, label in (([_series(probes, "scores", k) for k in eval_keys], "evaluation"),
-                                                    ([_series(steps, "values", k) for k in signal_keys], "training signal"))
-              if series]
+    probes = [(r.step, r.scores) for r in train_log if isinstance(r, ProbeRow)]
+    steps = [(r.step, r.values) for r in train_log if isinstance(r, TrainStep)]
+    eval_keys = sorted({k for _, scores in probes for k in scores if _EVAL_KEY.fullmatch(k)}, key=_eval_order)
+    signal_keys = [k for k in _SIGNAL_KEYS if any(k in values for _, values in steps)]
+    panels = [(series, label) for series, label in (
+        ([_series(probes, k) for k in eval_keys], "evaluation"),
+        ([_series(steps, k) for k in signal_keys], "training signal"),
+    ) if series]
 
     fig = Figure(figsize=(7, 2.6 * max(1, len(panels)) + 0.6), layout="constrained")
     fig.suptitle(_literal(title))
@@ -62,13 +63,13 @@ def _eval_order(key: str) -> tuple[int, int]:
     return (0 if kind == "pass" else 1, int(k))
 
 
-def _series(rows: Sequence[LogRow], numbers: str, key: str) -> tuple[str, list[float], list[float]]:
-    """(key, steps, values) of the rows whose ``numbers`` ("scores" of probes, "values" of steps) hold a finite ``key``."""
+def _series(rows: Sequence[tuple[int, Mapping[str, float]]], key: str) -> tuple[str, list[float], list[float]]:
+    """(key, steps, values) of the (step, numbers) rows that hold a finite number for ``key``."""
     points = []
-    for row in rows:
-        value = getattr(row, numbers).get(key)
+    for step, numbers in rows:
+        value = numbers.get(key)
         if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-            points.append((row.step, value))
+            points.append((step, value))
     points.sort()
     return key, [s for s, _ in points], [v for _, v in points]
 

@@ -17,7 +17,9 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig, 
 from transformers.generation import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
 
 from ttrl_bench.errors import UsageError
-from ttrl_bench.sampling.base import LoadOptions, check_params, config_bos_token_id, encode_prompts, prompt_seed, replicate_greedy
+from ttrl_bench.sampling.base import (
+    LoadOptions, check_params, config_bos_token_id, encode_prompts, prompt_seed, replicate_greedy,
+)
 from ttrl_bench.types import Completion, SamplingParams
 
 # Sequences per generate call. On GPU the KV cache of long samples is the limit;
