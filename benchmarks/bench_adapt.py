@@ -21,7 +21,7 @@ import os
 import statistics
 import tempfile
 import time
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 
 from tabulate import tabulate
@@ -64,7 +64,7 @@ def ours_steps(cfg, model_dir: str, task: str, data: str | None, limit: int, n: 
     from ttrl_bench.types import SamplingParams
 
     params = SamplingParams(n=n, temperature=1.0, top_p=1.0, max_new_tokens=cfg.max_new_tokens, seed=0)
-    spec = AdaptSpec(task=task, model_dir=model_dir, out_dir=out, config=asdict(cfg), eval_sampling=asdict(params),
+    spec = AdaptSpec(task=task, model_dir=model_dir, out_dir=out, config=cfg, eval_sampling=params,
                      chat_template=False, data=data, limit=limit)
     adapt(spec, progress=False)
     rows = [json.loads(line) for line in (Path(out) / "train_log.jsonl").read_text().splitlines()]

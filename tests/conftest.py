@@ -4,7 +4,13 @@ Everything here is offline: the model is built and saved by the test session its
 """
 from __future__ import annotations
 
+import json
 import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
 
 # Set before transformers/datasets/tokenizers are imported by any test module:
 # there is no hub access on these machines, and forked workers must not deadlock
@@ -31,6 +37,57 @@ def subprocess_env(**extra: str) -> dict[str, str]:
     env.pop("TTRL_BENCH_TASKS", None)
     env.update(extra)
     return env
+
+
+def interrupt_cli(argv: list[str], cwd: Path, ready: Callable[[], bool], *, log: Path, waiting_for: str,
+                  sig: int = signal.SIGKILL, within: float = 300.0) -> int:
+    """Run ``python -m ttrl_bench.cli ARGV`` in a session of its own (stderr into ``log``), send ``sig`` to its
+    whole process group as soon as ``ready()`` holds (as Ctrl-C or a kill in a terminal reaches every process
+    the run started), and return its exit code. Fails if the run ends first or ``waiting_for`` does not come
+    within ``within`` seconds; the group is never left running."""
+    with open(log, "w") as stderr:  # a file, not a pipe: a full pipe would stall the run
+        proc = subprocess.Popen([sys.executable, "-m", "ttrl_bench.cli", *argv], cwd=cwd, env=subprocess_env(),
+                                start_new_session=True, stdout=subprocess.DEVNULL, stderr=stderr)
+    try:
+        deadline = time.monotonic() + within
+        while not ready():
+            assert proc.poll() is None, f"the run ended (exit {proc.returncode}) before {waiting_for}:\n{log.read_text()[-3000:]}"
+            assert time.monotonic() < deadline, f"no {waiting_for} after {within:g} s"
+            time.sleep(0.01)
+        os.killpg(proc.pid, sig)
+        return proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def run_report_command(name: str, *argv: str) -> int:
+    """``ttrl-bench NAME ARGV`` (``leaderboard``, ``check``) through the parser and handler ``cli.report_cmds``
+    gives it; a UsageError reaches the test as an exception rather than as exit 2."""
+    import argparse
+
+    from ttrl_bench.cli.report_cmds import add_check_parser, add_leaderboard_parser
+
+    parser = argparse.ArgumentParser()
+    {"leaderboard": add_leaderboard_parser, "check": add_check_parser}[name](parser.add_subparsers())
+    args = parser.parse_args([name, *argv])
+    return args.func(args)
+
+
+def complete_questions(data: bytes) -> tuple[int, list[str]]:
+    """(byte length of the complete questions at the head of a samples file, their ids in order): a question
+    is complete when all its ``num_samples`` lines are there; a torn last line has no "\\n" and is no sample."""
+    end, ids, count, offset = 0, [], 0, 0
+    for line in data.split(b"\n")[:-1]:
+        offset += len(line) + 1
+        row = json.loads(line)
+        count += 1
+        if count == row["num_samples"]:
+            ids.append(row["question_id"])
+            end, count = offset, 0
+    return end, ids
+
 
 TINY_MODEL_SEED = 0
 # The embedded model's architecture (ttrl_bench.demo.training.ARCH), made smaller for fast tests;

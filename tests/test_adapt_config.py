@@ -3,6 +3,7 @@ layout guard, and how ``ttrl-bench run`` resolves flags against the tiny and pap
 from __future__ import annotations
 
 import argparse
+import json
 from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
@@ -85,6 +86,19 @@ def test_group_layout_refuses_a_split_group(per_device, steps_per_generation, gr
 @pytest.mark.parametrize("per_device, steps_per_generation, group", [(8, 1, 4), (2, 2, 4), (6, 2, 4), (16, 1, 16)])
 def test_group_layout_accepts_whole_groups(per_device, steps_per_generation, group):
     assert check_group_layout(per_device, steps_per_generation, group, processes=2) is None
+
+
+def test_the_spec_reaches_a_worker_typed_through_json(tmp_path):
+    from ttrl_bench.adapt.train import AdaptSpec
+    from ttrl_bench.types import SamplingParams
+
+    spec = AdaptSpec(task="synth_near", model_dir="m", out_dir="o", config=replace(TINY, method="leakage", lora_alpha=8.0),
+                     eval_sampling=SamplingParams(n=4, temperature=0.7, top_p=0.9, max_new_tokens=8, seed=3, top_k=5),
+                     chat_template=False, holdout_fraction=0.25)
+    spec.write(tmp_path / "spec.json")
+    assert json.loads((tmp_path / "spec.json").read_text())["config"]["method"] == "leakage"  # plain JSON on disk
+    again = AdaptSpec.read(tmp_path / "spec.json")
+    assert again == spec and isinstance(again.config, AdaptConfig) and isinstance(again.eval_sampling, SamplingParams)
 
 
 def test_with_overrides_keeps_unset_fields():

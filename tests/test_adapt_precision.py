@@ -4,7 +4,7 @@ saved in the checkpoint's dtype, and LoRA through TRL's peft_config saved merged
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, replace
+from dataclasses import replace
 
 import pytest
 import torch
@@ -32,8 +32,8 @@ def _spec(model_dir, out, **cfg):
     # the random control: its rewards differ within a group, so every step has a gradient
     config = replace(TINY, method="random", steps=1, prompts_per_step=2, samples=4, votes=4, eval_every=5, **cfg)
     params = SamplingParams(n=2, temperature=1.0, top_p=1.0, max_new_tokens=4, seed=0)
-    return AdaptSpec(task="synth_near", model_dir=str(model_dir), out_dir=str(out), config=asdict(config),
-                     eval_sampling=asdict(params), chat_template=False, limit=2)
+    return AdaptSpec(task="synth_near", model_dir=str(model_dir), out_dir=str(out), config=config,
+                     eval_sampling=params, chat_template=False, limit=2)
 
 
 def test_one_step_at_the_paper_lr_changes_a_bf16_checkpoints_weights(bf16_model_dir, tmp_path, monkeypatch):

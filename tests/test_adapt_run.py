@@ -4,22 +4,20 @@ votes drawn from the policy, and a run interrupted by Ctrl-C that resumes from i
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from conftest import subprocess_env
+from conftest import interrupt_cli
 import torch
 from safetensors.torch import load_file
 
 from ttrl_bench.adapt import train as train_module
 from ttrl_bench.measure.summary import Summary
 from ttrl_bench.adapt.summary import train_summary
+from ttrl_bench.adapt.train_log import parse_rows
 from ttrl_bench.cli import main
 from ttrl_bench.adapt.methods import display_name
 
@@ -220,28 +218,11 @@ def test_ctrl_c_leaves_a_run_that_resumes_from_its_checkpoint(tiny_model_dir, tm
     argv = run_argv(tiny_model_dir, out, "--limit", "4", "--steps", str(steps), "--eval-every", "2", "--save-every", "2",
                     "--votes", "4", "--lr", "1e-3", "--methods", "ttrl")
     ckpt = out / "ttrl" / "checkpoints"
-    # A new session: the signal goes to the run and every process it started, as Ctrl-C in a terminal does.
-    env = subprocess_env()
     log = tmp_path / "stderr.txt"
-    with open(log, "w") as stderr:  # a file, not a pipe: a full pipe would stall the run
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "ttrl_bench.cli", *argv], cwd=tmp_path, env=env, start_new_session=True,
-            stdout=subprocess.DEVNULL, stderr=stderr,
-        )
-    try:
-        deadline = time.monotonic() + 300
-        while not (ckpt / "checkpoint-2" / "trainer_state.json").exists():
-            assert proc.poll() is None, f"the run ended (exit {proc.returncode}) before its first checkpoint:\n{log.read_text()[-3000:]}"
-            assert time.monotonic() < deadline, "no checkpoint after 300 s"
-            time.sleep(0.05)
-        os.killpg(proc.pid, signal.SIGINT)
-        proc.wait(timeout=120)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+    code = interrupt_cli(argv, tmp_path, (ckpt / "checkpoint-2" / "trainer_state.json").exists, log=log,
+                         waiting_for="its first checkpoint", sig=signal.SIGINT)
     err = log.read_text()
-    assert proc.returncode == 130, err[-3000:]
+    assert code == 130, err[-3000:]
     assert "re-run the same command to resume" in err
     assert not (out / "ttrl" / "model" / "ADAPTED").exists()
     kept = [r for r in read_log(out / "ttrl") if r["step"] <= 2]
@@ -298,7 +279,7 @@ def test_best_step_is_chosen_by_majority_ratio_never_by_true_labels():
         {"step": 4, "kind": "train", "reward": 0.5, "label_accuracy": 1.0, "reward_accuracy": 0.9},
         {"step": 6, "kind": "train", "train_runtime": 3.0},  # TRL's end-of-training summary
     ]
-    s = train_summary(rows, "maj@4", _measurement(0.5, 0.6), final_step=6)
+    s = train_summary(parse_rows(rows), "maj@4", _measurement(0.5, 0.6), final_step=6)
     assert (s["best_step"], s["best_step_pass@1"]) == (4, 0.1)  # not step 2, the best by pass@1
     assert "label-free" in s["best_criterion"]
     assert [e["step"] for e in s["evals"]] == [2, 4, 6]
@@ -306,7 +287,7 @@ def test_best_step_is_chosen_by_majority_ratio_never_by_true_labels():
     assert s["reward_accuracy_mean"] == pytest.approx(0.7)
     assert (s["label_accuracy_first"], s["label_accuracy_last"]) == (0.0, 1.0)
     # the final model wins when it is the most self-consistent; ties go to the later step
-    assert train_summary(rows, "maj@4", _measurement(0.0, 0.8), final_step=6)["best_step"] == 6
+    assert train_summary(parse_rows(rows), "maj@4", _measurement(0.0, 0.8), final_step=6)["best_step"] == 6
 
 
 def _eval(step, pass1, ratio, pass4, **kw):
@@ -316,19 +297,19 @@ def _eval(step, pass1, ratio, pass4, **kw):
 def test_a_best_step_with_the_collapse_signature_is_flagged_not_presented_as_best():
     # the base: ratio 0.4, pass@4 0.8; step 4 agrees with itself more (0.9) but solves less (pass@4 0.3)
     rows = [_eval(2, 0.5, 0.6, 0.8), _eval(4, 0.3, 0.9, 0.3)]
-    s = train_summary(rows, "maj@4", _measurement(0.3, 0.85, 0.3), final_step=6, start=_measurement(0.4, 0.4, 0.8))
+    s = train_summary(parse_rows(rows), "maj@4", _measurement(0.3, 0.85, 0.3), final_step=6, start=_measurement(0.4, 0.4, 0.8))
     assert s["best_step"] == 4
     assert "collapse" in s["collapse_warning"] and "0.800 -> 0.300" in s["collapse_warning"]
     # rising agreement with pass@4 kept: no warning
     rows = [_eval(2, 0.5, 0.6, 0.8), _eval(4, 0.6, 0.9, 0.85)]
-    s = train_summary(rows, "maj@4", _measurement(0.6, 0.85, 0.85), final_step=6, start=_measurement(0.4, 0.4, 0.8))
+    s = train_summary(parse_rows(rows), "maj@4", _measurement(0.6, 0.85, 0.85), final_step=6, start=_measurement(0.4, 0.4, 0.8))
     assert (s["best_step"], s["collapse_warning"]) == (4, None)
 
 
 def test_the_final_point_of_another_backend_never_competes_with_the_hf_probes():
     # vllm measured the final model; the probe (hf) took steps 0, 3 and 6: the best is chosen among hf points only
     rows = [_eval(0, 0.4, 0.3, 0.8, backend="hf"), _eval(3, 0.5, 0.5, 0.8, backend="hf"), _eval(6, 0.6, 0.6, 0.9, backend="hf")]
-    s = train_summary(rows, "maj@4", _measurement(0.6, 0.99, 0.9), final_step=6, backend="vllm")
+    s = train_summary(parse_rows(rows), "maj@4", _measurement(0.6, 0.99, 0.9), final_step=6, backend="vllm")
     assert s["best_step"] == 6 and s["best_step_pass@1"] == 0.6  # the hf probe of step 6, not vllm's 0.99 ratio
     assert [(e["step"], e["backend"]) for e in s["evals"]] == [(0, "hf"), (3, "hf"), (6, "hf"), (6, "vllm")]
     assert (s["probe_backend"], s["final_backend"]) == ("hf", "vllm")

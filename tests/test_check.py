@@ -1,16 +1,15 @@
 """The CI regression gate: verdicts on constructed pairs, exit codes, refusals, rendering, CLI wiring."""
 from __future__ import annotations
 
-import argparse
+import functools
 import math
 from dataclasses import replace
 
 import numpy as np
 import pytest
-from conftest import assert_golden
+from conftest import assert_golden, run_report_command
 
 from ttrl_bench.report.gate import IMPROVEMENT, NO_CHANGE, REGRESSION, CheckResult, CheckRow, check, render_check
-from ttrl_bench.cli.report_cmds import add_check_parser
 from ttrl_bench.report.stats import PairedDiff
 from ttrl_bench.errors import UsageError
 from ttrl_bench.measure.records import QuestionScore, Record, write_record
@@ -188,11 +187,7 @@ def test_passing_result_says_so():
 # --- the CLI handler -------------------------------------------------------------------------
 
 
-def _run_cli(*argv: str) -> int:
-    parser = argparse.ArgumentParser()
-    add_check_parser(parser.add_subparsers())
-    args = parser.parse_args(["check", *argv])
-    return args.func(args)
+_run_cli = functools.partial(run_report_command, "check")
 
 
 def test_cli_reads_a_run_directory_and_appends_the_job_summary(tmp_path, monkeypatch, capsys):

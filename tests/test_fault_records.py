@@ -137,17 +137,38 @@ def test_plots_outside_the_records_directory_are_not_embedded(tmp_path):
     assert base64.b64encode(png).decode() not in page
 
 
-@pytest.mark.parametrize("metrics, problem", [("pass", "'metrics' must be an object"),
-                                               ({"pass@1": {"mean": "0.5", "stderr": 0.1}}, "finite numbers"),
-                                               ({"pass@1": {"mean": float("nan"), "stderr": 0.1}}, "finite numbers")])
-def test_record_metrics_are_type_checked_on_load(tmp_path, metrics, problem):
+@pytest.mark.parametrize("name, value, problem", [
+    ("metrics", "pass", "'metrics' must be an object"),
+    ("metrics", {"pass@1": {"mean": "0.5", "stderr": 0.1}}, "finite numbers"),
+    ("metrics", {"pass@1": {"mean": float("nan"), "stderr": 0.1}}, "finite numbers"),
+    ("extra", {"best_step_pass@1": "0.9"}, r"extra\['best_step_pass@1'\] must be a number or null"),
+    ("extra", {"best_step": 2.5}, r"extra\['best_step'\] must be an integer or null"),
+    ("extra", {"final_step": True}, r"extra\['final_step'\] must be an integer"),
+    ("extra", {"vote_baseline": [1]}, r"extra\['vote_baseline'\] must be an object"),
+])
+def test_record_fields_are_type_checked_on_load(tmp_path, name, value, problem):
     import json as json_
-
-    from ttrl_bench.measure.records import load_record
 
     path = write_record(rec("m"), tmp_path)
     data = json_.loads(path.read_text())
-    data["metrics"] = metrics
+    data[name] = value
     path.write_text(json_.dumps(data))
     with pytest.raises(UsageError, match=problem):
         load_record(path)
+
+
+def test_record_extra_loads_known_keys_null_where_allowed_and_unknown_keys_as_they_are(tmp_path):
+    extra = {"best_step": None, "best_step_pass@1": 1, "collapse_warning": None, "final_step": 4,
+             "from_a_later_version": {"anything": [1, 2]}}
+    path = write_record(replace(rec("m"), extra=extra), tmp_path)
+    assert load_record(path).extra == extra
+    assert write_record(load_record(path), tmp_path / "again").read_bytes() == path.read_bytes()
+
+
+def test_the_shipped_leaderboard_records_load_unchanged(tmp_path):
+    from ttrl_bench.measure.records import load_records
+
+    shipped = Path(__file__).resolve().parent.parent / "leaderboards"
+    for path in sorted(shipped.glob("*.json")):
+        record = load_records(path)[0]
+        assert record.to_json() == path.read_text(), path.name

@@ -7,31 +7,14 @@ and end with exactly the samples an uninterrupted measurement of the same adapte
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-from conftest import subprocess_env
+from conftest import complete_questions, interrupt_cli
 from ttrl_bench.cli import main
 from ttrl_bench.adapt import train as train_module
 
 QUESTIONS, N = 48, 16  # three chunks of 16 questions: the kill lands after the first
-
-
-def complete_questions(data: bytes) -> tuple[int, list[str]]:
-    """(byte length of the complete questions at the head of a samples file, their ids)."""
-    end, ids, count, offset = 0, [], 0, 0
-    for line in data.split(b"\n")[:-1]:
-        offset += len(line) + 1
-        row = json.loads(line)
-        count += 1
-        if count == row["num_samples"]:
-            ids.append(row["question_id"])
-            end, count = offset, 0
-    return end, ids
 
 
 def texts(path: Path) -> dict[str, list[str]]:
@@ -48,22 +31,9 @@ def test_killed_during_eval_task_measurement_resumes_without_redoing_anything(ti
             "--samples", "4", "--votes", "4", "--steps", "1", "--eval-every", "1", "--methods", "ttrl",
             "--eval-tasks", "synth_shift", "--out", str(out), "--no-leaderboard"]
     target = out / "transfer" / "synth_shift" / "ttrl" / "samples.jsonl"
-    log = tmp_path / "stderr.txt"
-    with open(log, "w") as stderr:
-        proc = subprocess.Popen([sys.executable, "-m", "ttrl_bench.cli", *argv], cwd=tmp_path, env=subprocess_env(),
-                                start_new_session=True, stdout=subprocess.DEVNULL, stderr=stderr)
-    try:
-        deadline = time.monotonic() + 600
-        while not (target.exists() and complete_questions(target.read_bytes())[1]):
-            assert proc.poll() is None, f"the run ended (exit {proc.returncode}) first:\n{log.read_text()[-3000:]}"
-            assert time.monotonic() < deadline, "no eval-task samples after 600 s"
-            time.sleep(0.01)
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=60)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+    code = interrupt_cli(argv, tmp_path, lambda: target.exists() and bool(complete_questions(target.read_bytes())[1]),
+                         log=tmp_path / "stderr.txt", waiting_for="eval-task samples", within=600)
+    assert code == -signal.SIGKILL
     killed = target.read_bytes()
     end, done_ids = complete_questions(killed)
     assert 0 < len(done_ids) < QUESTIONS, "the kill did not land in the middle of the eval-task measurement"

@@ -7,7 +7,7 @@ and review the diff of tests/golden/ before committing it.
 """
 from __future__ import annotations
 
-import argparse
+import functools
 import base64
 import csv
 import io
@@ -16,9 +16,8 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import assert_golden
+from conftest import assert_golden, run_report_command
 
-from ttrl_bench.cli.report_cmds import add_leaderboard_parser
 from ttrl_bench.errors import UsageError
 from ttrl_bench.report.leaderboard import FORMATS, build_table, render_leaderboard
 from ttrl_bench.measure.records import QuestionScore, Record, write_record
@@ -194,11 +193,7 @@ def test_duplicate_records_and_mixed_question_sets_are_refused():
 # --- the CLI handler ----------------------------------------------------------------------------
 
 
-def _run_cli(*argv: str) -> int:
-    parser = argparse.ArgumentParser()
-    add_leaderboard_parser(parser.add_subparsers())
-    args = parser.parse_args(["leaderboard", *argv])
-    return args.func(args)
+_run_cli = functools.partial(run_report_command, "leaderboard")
 
 
 def test_cli_writes_the_table_and_the_bar_plot(tmp_path, capsys):

@@ -11,10 +11,9 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-from pathlib import Path
 
 import pytest
+from conftest import assert_golden
 
 from ttrl_bench.errors import UsageError
 from ttrl_bench.measure.records import QuestionScore, Record, write_record
@@ -22,7 +21,6 @@ from ttrl_bench.report.gate import check
 from ttrl_bench.report.leaderboard import FORMATS, build_table, render_leaderboard
 from ttrl_bench.measure.records import load_records as records_at
 
-GOLDEN = Path(__file__).parent / "golden"
 EXTENSION = {"markdown": "md", "latex": "tex", "csv": "csv", "html": "html", "json": "json"}
 N = 4
 IDS = {"aime24": [f"aime-{i}" for i in range(6)], "math500": [f"m500-{i}" for i in range(8)]}
@@ -56,14 +54,6 @@ def transfer_records() -> list[Record]:
         else:
             out.append(rec(task, method, counts, adapted_on=adapted_on if adapted_on != task else None))
     return out
-
-
-def assert_golden(name: str, text: str) -> None:
-    path = GOLDEN / name
-    if os.environ.get("UPDATE_GOLDEN") == "1":
-        path.write_text(text, encoding="utf-8")
-    assert path.exists(), f"{path} missing: run UPDATE_GOLDEN=1 python -m pytest {__file__}"
-    assert text == path.read_text(encoding="utf-8")
 
 
 @pytest.mark.parametrize("fmt", FORMATS)

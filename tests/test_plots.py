@@ -1,11 +1,13 @@
 """Training-log and leaderboard plots: valid PNGs, absent keys tolerated, panels follow the data."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import matplotlib.image
 import pytest
 
+from ttrl_bench.adapt.train_log import ProbeRow, TrainStep, parse_rows
 from ttrl_bench.errors import UsageError
 from ttrl_bench.report.plots import plot_leaderboard, plot_training
 from ttrl_bench.measure.records import QuestionScore, Record
@@ -19,26 +21,27 @@ def _png_shape(path: Path) -> tuple[int, int]:
     return pixels.shape[0], pixels.shape[1]
 
 
-def _full_log() -> list[dict]:
-    log = [{"step": s, "label_accuracy": 0.4 + s / 200, "reward_accuracy": 0.8, "reward_mean": 0.3 + s / 300}
+def _full_log() -> list:
+    log = [TrainStep(s, {"label_accuracy": 0.4 + s / 200, "reward_accuracy": 0.8, "reward_mean": 0.3 + s / 300})
            for s in range(1, 61)]
-    log += [{"step": s, "pass@1": 0.2 + s / 200, "maj@16": 0.5 + s / 300} for s in (0, 20, 40, 60)]  # sparse evals
+    log += [ProbeRow(s, {"pass@1": 0.2 + s / 200, "maj@16": 0.5 + s / 300}) for s in (0, 20, 40, 60)]  # sparse evals
     return log
 
 
 def test_training_plot_with_every_key_is_a_png_with_two_panels(tmp_path):
     height, width = _png_shape(plot_training(_full_log(), tmp_path / "a" / "train.png", title="TTRL"))
     assert width == 700
-    one_panel, _ = _png_shape(plot_training([{"step": 1, "pass@1": 0.5}], tmp_path / "one.png", title="TTRL"))
+    one_panel, _ = _png_shape(plot_training([ProbeRow(1, {"pass@1": 0.5})], tmp_path / "one.png", title="TTRL"))
     assert height > one_panel  # the training-signal panel was added because its keys are present
 
 
 @pytest.mark.parametrize(
     "log",
     [
-        [{"step": 0, "pass@1": 0.1}, {"step": 5}, {"step": 10, "pass@1": 0.3}],  # eval only, a row without values
-        [{"step": i, "reward_mean": -0.5 * i} for i in range(5)],  # an unbounded reward, nothing else
-        [{"step": 0, "maj@64": 0.2, "label_accuracy": None}, {"step": 1, "maj@64": float("nan")}],  # None / NaN skipped
+        [ProbeRow(0, {"pass@1": 0.1}), TrainStep(5), ProbeRow(10, {"pass@1": 0.3})],  # eval only, a row without values
+        [TrainStep(i, {"reward_mean": -0.5 * i}) for i in range(5)],  # an unbounded reward, nothing else
+        [ProbeRow(0, {"maj@64": 0.2}), TrainStep(0, {"label_accuracy": float("nan")}),
+         ProbeRow(1, {"maj@64": float("nan")})],  # NaN skipped
         [],  # nothing logged at all
     ],
 )
@@ -51,9 +54,22 @@ def test_a_title_with_dollar_signs_is_drawn_literally(tmp_path):
     _png_shape(plot_training(_full_log(), tmp_path / "t.png", title="model $\\frac{$ <b>"))
 
 
-def test_a_value_without_a_step_is_an_error_naming_the_row(tmp_path):
+def test_a_row_without_a_step_is_an_error_naming_the_row():
     with pytest.raises(ValueError, match="row 1"):
-        plot_training([{"step": 0, "pass@1": 0.1}, {"pass@1": 0.2}], tmp_path / "t.png", title="run")
+        parse_rows([{"step": 0, "kind": "eval", "pass@1": 0.1}, {"kind": "eval", "pass@1": 0.2}])
+
+
+def test_log_rows_are_typed_by_kind_and_give_back_the_rows_as_written():
+    written = [{"step": 1, "kind": "train", "loss": 0.5, "reward": 0.25, "peak_memory_gib": 1.5},
+               {"step": 2, "kind": "eval", "backend": "hf", "questions": 4, "pass@1": 0.5, "maj@4": 0.75,
+                "pass@1_stderr": 0.1, "maj@4_stderr": 0.2, "eval_majority_ratio": 0.6, "pass@4": 1.0, "seconds": 3.5},
+               {"step": 3, "kind": "eval", "pass@1": 0.5},  # an older probe row: no backend, questions or seconds
+               {"step": 3, "kind": "summary", "train_runtime": 9.0}]  # no kind the readers know: left out
+    rows = parse_rows(written)
+    assert [type(r) for r in rows] == [TrainStep, ProbeRow, ProbeRow]
+    assert rows[0].values["reward"] == 0.25 and rows[1].scores["maj@4"] == 0.75
+    assert (rows[1].backend, rows[1].questions, rows[1].seconds) == ("hf", 4, 3.5) and rows[2].backend is None
+    assert [json.dumps(r.as_dict()) for r in rows] == [json.dumps(w) for w in written[:3]]
 
 
 def _record(model: str, task: str, method: str, mean: float) -> Record:

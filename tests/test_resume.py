@@ -19,18 +19,14 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
 import re
 import signal
-import subprocess
-import sys
-import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from conftest import subprocess_env
+from conftest import complete_questions, interrupt_cli
 from ttrl_bench.cli import main
 from ttrl_bench.measure.loop import chunk_size_for
 
@@ -50,20 +46,6 @@ def run_cli(argv: list[str]) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
-
-
-def complete_prefix(data: bytes) -> tuple[bytes, list[str]]:
-    """The bytes of the complete questions at the head of a samples file, and their ids in order."""
-    end, ids, count = 0, [], 0
-    offset = 0
-    for line in data.split(b"\n")[:-1]:  # a torn last line has no "\n" and is not a sample
-        offset += len(line) + 1
-        row = json.loads(line)
-        count += 1
-        if count == row["num_samples"]:
-            ids.append(row["question_id"])
-            end, count = offset, 0
-    return data[:end], ids
 
 
 def question_blocks(data: bytes) -> list[tuple[str, bytes]]:
@@ -100,30 +82,16 @@ def assert_same_result_as(run_dir: Path, reference: Path) -> None:
 def test_kill_then_rerun_keeps_finished_questions_and_matches_an_uninterrupted_run(tiny_model_dir, reference, tmp_path):
     out = tmp_path / "killed"
     samples = out / "samples.jsonl"
-    log = open(tmp_path / "stderr.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "ttrl_bench.cli", *eval_args(tiny_model_dir, out)], cwd=tmp_path,
-                            env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and proc.poll() is None:
-            # kill once the first chunk is on disk, while the next is being sampled (a kill during a
-            # chunk's appends, which leaves a cut question, is the next test's case)
-            if samples.exists() and samples.read_bytes().count(b"\n") >= CHUNK * N:
-                os.killpg(proc.pid, signal.SIGKILL)
-                break
-            time.sleep(0.01)
-        proc.wait(timeout=60)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        log.close()
-    assert proc.returncode == -signal.SIGKILL, (
-        f"the run ended (exit {proc.returncode}) before it could be killed:\n"
-        + (tmp_path / "stderr.log").read_text()[-2000:])
+    # kill once the first chunk is on disk, while the next is being sampled (a kill during a chunk's
+    # appends, which leaves a cut question, is the next test's case)
+    code = interrupt_cli(eval_args(tiny_model_dir, out), tmp_path,
+                         lambda: samples.exists() and samples.read_bytes().count(b"\n") >= CHUNK * N,
+                         log=tmp_path / "stderr.log", waiting_for="the first chunk")
+    assert code == -signal.SIGKILL
     assert not (out / "metrics.json").exists()
     killed = samples.read_bytes()
-    prefix, done = complete_prefix(killed)
+    end, done = complete_questions(killed)
+    prefix = killed[:end]
     assert 1 <= len(done) < QUESTIONS, f"{len(done)} questions finished before the kill"
     print(f"killed with {len(done)} of {QUESTIONS} questions finished and {len(killed) - len(prefix)} bytes of tail")
     # what the killed run finished is what an uninterrupted run writes first

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ttrl_bench.adapt.train_log import parse_rows
 from ttrl_bench.measure.loop import Measurement
 from ttrl_bench.measure.records import QuestionScore, Record, write_record
 from ttrl_bench.measure.summary import Summary
@@ -34,7 +35,7 @@ def test_signals_keep_every_training_step_raw_and_skip_other_rows():
             {"step": 2, "kind": "train", "label_accuracy": 0.0, "majority_ratio": float("nan")},
             {"step": 2, "kind": "eval", "pass@1": 0.3},
             {"step": 3, "kind": "train", "loss": 0.2}]  # no diagnostics (e.g. the end-of-training summary)
-    signals = signal_columns(rows)
+    signals = signal_columns(parse_rows(rows))
     assert signals == {"step": [1, 2], "label_accuracy": [1.0, 0.0], "majority_ratio": [0.5, None]}
     assert signal_columns([]) == {}
 

@@ -1,46 +1,16 @@
-"""TrainerCallbacks: the train log (every step) and the periodic measurement of the test set."""
+"""TrainerCallbacks: the train log (every step, ``train_log.TrainLog``) and the periodic measurement of the test set."""
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 from tqdm.auto import tqdm
 from transformers import TrainerCallback
 
+from ttrl_bench.adapt.train_log import TrainLog
 from ttrl_bench.measure.loop import Measurement
 
 PROBE_PREFIX = "probe/"  # the probe's metrics as TRL's reporters show them (probe/pass@1, probe/maj@N, ...)
-
-
-class TrainLog:
-    """Append-only JSONL of dict rows; on resume, rows past the checkpoint step are dropped."""
-
-    def __init__(self, path: Path, resume_step: int = 0):
-        self.path = path
-        rows = self.read(path)
-        kept = [r for r in rows if r.get("step", 0) <= resume_step]
-        if len(kept) != len(rows) or not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text("".join(json.dumps(r) + "\n" for r in kept))
-
-    @staticmethod
-    def read(path: Path) -> list[dict]:
-        if not path.exists():
-            return []
-        rows = []
-        for line in path.read_text().splitlines():
-            try:
-                rows.append(json.loads(line))
-            except ValueError:
-                break  # a torn last line from an interrupted run
-        return rows
-
-    def append(self, row: dict) -> None:
-        with open(self.path, "a") as fh:
-            fh.write(json.dumps(row) + "\n")
-            fh.flush()
 
 
 class LogCallback(TrainerCallback):

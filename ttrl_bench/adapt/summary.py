@@ -10,7 +10,10 @@ step is reported as suspect, not as "best".
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from ttrl_bench.adapt.probe import PROBE_BACKEND
+from ttrl_bench.adapt.train_log import LogRow, ProbeRow, TrainStep
 from ttrl_bench.measure.loop import Measurement
 
 # The label-free criterion that picks the "best" step: the eval samples' mean majority ratio
@@ -46,12 +49,13 @@ def _collapse(start: dict | None, best: dict, pass_n: str) -> str | None:
     return None
 
 
-def train_summary(log_rows: list[dict], maj_key: str, final: Measurement, final_step: int, *,
+def train_summary(log_rows: Sequence[LogRow], maj_key: str, final: Measurement, final_step: int, *,
                   backend: str = PROBE_BACKEND, start: Measurement | None = None) -> dict:
     """Diagnostics for the report. ``start`` is the base model measured with ``backend`` (the
     collapse reference when the backend is the probe's); otherwise the probe's step-0 row is."""
-    train = [r for r in log_rows if r.get("kind") == "train" and "reward" in r]  # not the end-of-training summary
-    probes = [{"backend": PROBE_BACKEND, **r} for r in log_rows if r.get("kind") == "eval"]
+    # steps with a reward: not an end-of-training summary (older logs have one)
+    train = [r.values for r in log_rows if isinstance(r, TrainStep) and "reward" in r.values]
+    probes = [{"backend": PROBE_BACKEND, **r.as_dict()} for r in log_rows if isinstance(r, ProbeRow)]
     final_row = eval_row(final_step, final, maj_key, backend)
     same = backend == PROBE_BACKEND
     start_row = next((r for r in probes if r["step"] == 0), None)

@@ -14,11 +14,12 @@ from pathlib import Path
 
 import torch
 
-from ttrl_bench.adapt.callbacks import LogCallback, ProbeCallback, ProgressCallback, TrainLog
+from ttrl_bench.adapt.callbacks import LogCallback, ProbeCallback, ProgressCallback
 from ttrl_bench.adapt.config import AdaptConfig, grpo_config, peft_config
 from ttrl_bench.adapt.policy import bind
 from ttrl_bench.adapt.probe import PROBE_BACKEND, sharded_probe
 from ttrl_bench.adapt.reward import GroupReward, ProgressSettings
+from ttrl_bench.adapt.train_log import TrainLog
 from ttrl_bench.data import load_questions
 from ttrl_bench.data.split import adapted_questions, split_ids
 from ttrl_bench.errors import UsageError
@@ -29,13 +30,14 @@ from ttrl_bench.types import SamplingParams
 
 @dataclass(frozen=True)
 class AdaptSpec:
-    """Everything one adaptation needs, as plain data (written to ``spec.json`` for worker processes)."""
+    """Everything one adaptation needs, as typed data; written to ``spec.json`` (JSON, never pickle) for
+    worker processes, which read it back with ``read``."""
 
     task: str
     model_dir: str
     out_dir: str
-    config: dict  # AdaptConfig as a dict
-    eval_sampling: dict  # SamplingParams as a dict
+    config: AdaptConfig
+    eval_sampling: SamplingParams  # how the probe measures the test set
     chat_template: bool
     data: str | None = None
     limit: int | None = None
@@ -52,7 +54,9 @@ class AdaptSpec:
 
     @classmethod
     def read(cls, path: Path) -> "AdaptSpec":
-        return cls(**json.loads(Path(path).read_text()))
+        data = json.loads(Path(path).read_text())
+        return cls(**{**data, "config": AdaptConfig(**data["config"]),
+                      "eval_sampling": SamplingParams(**data["eval_sampling"])})
 
 
 def last_checkpoint(directory: Path) -> tuple[str | None, int]:
@@ -202,7 +206,7 @@ def adapt(spec: AdaptSpec, *, progress: bool = True) -> Path:
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import GRPOTrainer
 
-    cfg = AdaptConfig(**spec.config)
+    cfg = spec.config
     cfg.validate()
     task = get_task(spec.task, lm_eval_include_path=spec.lm_eval_include_path)
     questions = load_questions(task, data_path=spec.data, limit=spec.limit, trust_remote_code=spec.trust_remote_code)
@@ -246,7 +250,7 @@ def adapt(spec: AdaptSpec, *, progress: bool = True) -> Path:
             shutil.rmtree(out / "checkpoints", ignore_errors=True)
         state.wait_for_everyone()
         return out / "model"
-    eval_params = SamplingParams(**spec.eval_sampling)
+    eval_params = spec.eval_sampling
     maj_key = f"maj@{eval_params.n}"
 
     state = PartialState()

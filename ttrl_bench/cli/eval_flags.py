@@ -16,20 +16,19 @@ def add_eval_flags(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--backend", default="hf", choices=list(BACKENDS), metavar="{" + ",".join(BACKENDS) + "}",
                    help="sampling backend (default: hf): " + "; ".join(f"{k}: {v}" for k, v in BACKENDS.items()))
-    p.add_argument("-n", "--n", type=int, default=None, help="samples per question (default: the task's)")
-    p.add_argument("--temperature", type=float, default=None, help="sampling temperature (default: the task's)")
-    p.add_argument("--top-p", type=float, default=None, help="nucleus sampling p (default: the task's)")
-    p.add_argument("--top-k", type=int, default=None, help="top-k cut, 0 = off (default: the task's)")
-    p.add_argument("--max-new-tokens", type=int, default=None, help="completion length limit (default: the task's)")
+    task_setting(p, "-n", "--n", type=int, help="samples per question")
+    task_setting(p, "--temperature", type=float, help="sampling temperature")
+    task_setting(p, "--top-p", type=float, help="nucleus sampling p")
+    task_setting(p, "--top-k", type=int, help="top-k cut, 0 = off")
+    task_setting(p, "--max-new-tokens", type=int, help="completion length limit")
     p.add_argument("--limit", type=int, default=None, help="use only the first K questions")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default: 0)")
     p.add_argument("--data", default=None, help="local JSON/JSONL/parquet file with the task's fields, instead of the hub")
     p.add_argument("--fields", default=None, metavar="ROLE=COLUMN,...",
                    help="map a file's columns to the task's fields, e.g. question=problem,answer=solution "
                    "(choices=RIGHT|WRONG1|... for choice tasks)")
-    p.add_argument("--grading-budget", type=float, default=None, metavar="SECONDS",
-                   help="grading time per question; math-verify work left after it counts as not equal and is "
-                   "counted (default: the task's grading_budget, else 30)")
+    task_setting(p, "--grading-budget", type=float, metavar="SECONDS", field="grading_budget, else 30",
+                 help="grading time per question; math-verify work left after it counts as not equal and is counted")
     chat = p.add_mutually_exclusive_group()
     chat.add_argument("--chat-template", dest="chat_template", action="store_true", default=None,
                       help="apply the tokenizer's chat template (default: the task's; the shipped real tasks say auto: "
@@ -68,6 +67,13 @@ def add_eval_flags(p: argparse.ArgumentParser) -> None:
     from ttrl_bench.cli.interop_flags import add_interop_flags
 
     add_interop_flags(p)
+
+
+def task_setting(p: argparse.ArgumentParser, *names: str, type: type, help: str, metavar: str | None = None,
+                 field: str = "") -> None:
+    """A flag that, unset (None), takes the task file's own value (``field`` names it where the flag's name does not)."""
+    p.add_argument(*names, type=type, default=None, metavar=metavar,
+                   help=f"{help} (default: the task's{' ' + field if field else ''})")
 
 
 def eval_config_from_args(args: argparse.Namespace):

@@ -19,6 +19,7 @@ from typing import Any
 
 from ttrl_bench.errors import UsageError
 from ttrl_bench.measure.metrics import QuestionScore
+from ttrl_bench.measure.record_extra import RecordExtra, check_extra
 
 SCHEMA_VERSION = 1
 
@@ -39,7 +40,7 @@ class Record:
     date: str = ""
     run_dir: str = ""
     plots: list[str] = field(default_factory=list)  # PNG paths, relative to the record file
-    extra: dict[str, Any] = field(default_factory=dict)  # e.g. label accuracy, best step
+    extra: RecordExtra = field(default_factory=RecordExtra)  # e.g. label accuracy, best step
     # Columns over training steps, each a list aligned with its "step" list (None = not logged at that step).
     # curve: the test-set measurements (step 0 = the base model; pass@1, maj@N and their "_stderr").
     # signals: the per-step training diagnostics, raw (label_accuracy, majority_ratio, reward_accuracy, ...).
@@ -143,6 +144,8 @@ def _check_types(data: dict, source: str) -> None:
             raise UsageError(f"{source}: field {name!r} must be a{'n object' if kind is dict else ' list'}")
     if not all(isinstance(p, str) for p in data.get("plots", [])):
         raise UsageError(f"{source}: field 'plots' must be a list of paths")
+    check_extra(data.get("extra", {}), source)
+
 
 
 def load_record(path: str | Path) -> Record:

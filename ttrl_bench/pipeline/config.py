@@ -12,6 +12,7 @@ from ttrl_bench.demo import EMBEDDED_MODEL, EMBEDDED_NAME, EPISODES_MODEL, EPISO
 from ttrl_bench.errors import UsageError
 from ttrl_bench.measure.loop import chunk_size_for, default_chunk_tokens
 from ttrl_bench.measure.provenance import model_fingerprint
+from ttrl_bench.pipeline.checks import check_int
 from ttrl_bench.grading.grader import DEFAULT_BUDGET_SECONDS
 from ttrl_bench.sampling import BACKENDS, DTYPES
 from ttrl_bench.sampling.openai import ServerOptions
@@ -56,12 +57,12 @@ class EvalConfig:
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
             raise UsageError(f"--backend: unknown backend {self.backend!r}; expected one of {', '.join(BACKENDS)}")
-        _check_int("-n/--n", self.n, 1)
-        _check_int("--top-k", self.top_k, 0, "(0 = off)")
-        _check_int("--max-new-tokens", self.max_new_tokens, 1)
-        _check_int("--limit", self.limit, 1)
-        _check_int("--batch-size", self.batch_size, 1)
-        _check_int("--seed", self.seed, 0)
+        check_int("-n/--n", self.n, 1)
+        check_int("--top-k", self.top_k, 0, "(0 = off)")
+        check_int("--max-new-tokens", self.max_new_tokens, 1)
+        check_int("--limit", self.limit, 1)
+        check_int("--batch-size", self.batch_size, 1)
+        check_int("--seed", self.seed, 0)
         if self.temperature is not None and not (math.isfinite(self.temperature) and self.temperature >= 0):
             raise UsageError(f"--temperature: must be a finite number >= 0, got {self.temperature}")
         if self.top_p is not None and not 0 < self.top_p <= 1:
@@ -77,7 +78,7 @@ def _check_sampler_options(cfg: EvalConfig) -> None:
     """Flags no sampler sees before a run directory exists."""
     if cfg.dtype not in DTYPES:
         raise UsageError(f"--dtype: unknown dtype {cfg.dtype!r}; expected one of {', '.join(DTYPES)}")
-    _check_int("--chunk-tokens", cfg.chunk_tokens, 1)
+    check_int("--chunk-tokens", cfg.chunk_tokens, 1)
     if cfg.backend != "vllm":
         for flag, value in (("--vllm-kv-cache-gb", cfg.vllm_kv_cache_gb), ("--vllm-memory-share", cfg.vllm_memory_share),
                             ("--vllm-max-model-len", cfg.vllm_max_model_len)):
@@ -87,16 +88,7 @@ def _check_sampler_options(cfg: EvalConfig) -> None:
         raise UsageError(f"--vllm-kv-cache-gb: must be > 0, got {cfg.vllm_kv_cache_gb}")
     if cfg.vllm_memory_share is not None and not 0 < cfg.vllm_memory_share <= 1:
         raise UsageError(f"--vllm-memory-share: must be in (0, 1], got {cfg.vllm_memory_share}")
-    _check_int("--vllm-max-model-len", cfg.vllm_max_model_len, 1)
-
-
-def _check_int(flag: str, value: int | None, low: int, note: str = "") -> None:
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise UsageError(f"{flag}: must be an integer, got {value!r}")
-    if value < low:
-        raise UsageError(f"{flag}: must be an integer >= {low}{' ' + note if note else ''}, got {value}")
+    check_int("--vllm-max-model-len", cfg.vllm_max_model_len, 1)
 
 
 def request_dict(cfg: EvalConfig) -> dict:

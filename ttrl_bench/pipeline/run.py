@@ -117,8 +117,8 @@ def run(
     """Measure the base model, adapt it with each method through TRL's GRPOTrainer, measure each adapted
     model the same way, and compare. ``out``: the run directory (``AUTO``: runs/run-<task>-<model>-<hash>);
     re-running the same call resumes it. Adaptation writes models, so a run always has a directory."""
-    from ttrl_bench.adapt.callbacks import TrainLog  # torch/transformers load only when a run runs
-    from ttrl_bench.adapt.summary import train_summary
+    from ttrl_bench.adapt.summary import train_summary  # torch/transformers load only when a run runs
+    from ttrl_bench.adapt.train_log import parse_rows, read_rows
     from ttrl_bench.adapt.train import AdaptSpec, adapt, last_checkpoint
     from ttrl_bench.report.plots import plot_training
 
@@ -167,8 +167,8 @@ def run(
                 spec = AdaptSpec(
                     # a task file's path, so that a --task FILE.yaml outside the tasks folder is found again
                     task=str(prep.task.path) if prep.task.path.suffix in (".yaml", ".yml") else prep.task.name,
-                    model_dir=str(prep.model_dir), out_dir=str(mdir), config=asdict(mcfg),
-                    eval_sampling=asdict(prep.params), chat_template=prep.chat_template, data=e.data,
+                    model_dir=str(prep.model_dir), out_dir=str(mdir), config=mcfg,
+                    eval_sampling=prep.params, chat_template=prep.chat_template, data=e.data,
                     limit=e.limit, trust_remote_code=e.trust_remote_code,
                     grading_timeout=e.grading_timeout, lm_eval_include_path=e.lm_eval_include_path,
                     backend=e.backend, **gen.spec_fields(),
@@ -180,13 +180,13 @@ def run(
                 else:
                     adapt(spec)
             m = measure_into(mdir, prep, model_out, e.backend, grader, f"{method}: sampling", progress=progress, **kw)
-            log_rows = TrainLog.read(mdir / "train_log.jsonl")
+            log_rows = read_rows(mdir / "train_log.jsonl")
             summary = train_summary(log_rows, maj_key, gen.in_sample(m), mcfg.steps, backend=e.backend,
                                     start=gen.in_sample(base))
             # the last eval point is the final measurement, taken above with the base model's code
             sampled = "" if e.backend == PROBE_BACKEND else \
                 f"\nprobes sampled with {PROBE_BACKEND}; last point {mcfg.steps} with {e.backend}"
-            plot_training([*log_rows, summary["evals"][-1]], mdir / "training.png",
+            plot_training([*log_rows, *parse_rows(summary["evals"][-1:])], mdir / "training.png",
                           title=f"{prep.model_name} / {prep.task.name} / {method}{sampled}")
             write_json(mdir / "train_summary.json", summary)
             if summary.get("step_seconds_mean") is not None and summary.get("peak_memory_gib") is not None:

@@ -9,7 +9,8 @@ from typing import Literal
 from ttrl_bench.adapt.config import check_reporters
 from ttrl_bench.adapt.methods import parse_methods
 from ttrl_bench.errors import UsageError
-from ttrl_bench.pipeline.config import EvalConfig, _check_int
+from ttrl_bench.pipeline.checks import check_int
+from ttrl_bench.pipeline.config import EvalConfig
 
 VLLM_MODES = ("colocate", "server")
 
@@ -70,7 +71,7 @@ class RunConfig:
         if self.eval.backend == "openai":
             raise UsageError("--backend openai: `run` adapts the model's weights here and measures the adapted copies "
                              "in-process; use --backend hf or vllm for run, and openai for eval")
-        _check_int("--processes", self.processes, 1)
+        check_int("--processes", self.processes, 1)
         if self.holdout is not None and not 0 < self.holdout < 1:
             raise UsageError(f"--holdout: must be a fraction strictly between 0 and 1, got {self.holdout}")
         if self.holdout is None and self.holdout_seed is not None:

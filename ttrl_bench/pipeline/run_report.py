@@ -7,9 +7,11 @@ from __future__ import annotations
 import math
 import re
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 from ttrl_bench.adapt.methods import sort_methods
+from ttrl_bench.adapt.train_log import LogRow, TrainStep
 from ttrl_bench.measure.loop import Measurement
 from ttrl_bench.measure.records import Record, load_records
 from ttrl_bench.report.comparison import comparison_table
@@ -43,11 +45,11 @@ def curve_columns(base: Measurement, evals: list[dict], maj_key: str) -> dict[st
     return {"step": [r["step"] for r in rows], **{k: [_round(r.get(k)) for r in rows] for k in keys}}
 
 
-def signal_columns(log_rows: list[dict]) -> dict[str, list]:
+def signal_columns(log_rows: Sequence[LogRow]) -> dict[str, list]:
     """The per-step training diagnostics (raw) as columns, one entry per logged training step."""
-    rows = [r for r in log_rows if r.get("kind") == "train" and any(k in r for k in SIGNAL_KEYS)]
-    present = [k for k in SIGNAL_KEYS if any(k in r for r in rows)]
-    return {"step": [r["step"] for r in rows], **{k: [_round(r.get(k)) for r in rows] for k in present}} if rows else {}
+    rows = [r for r in log_rows if isinstance(r, TrainStep) and any(k in r.values for k in SIGNAL_KEYS)]
+    present = [k for k in SIGNAL_KEYS if any(k in r.values for r in rows)]
+    return {"step": [r.step for r in rows], **{k: [_round(r.values.get(k)) for r in rows] for k in present}} if rows else {}
 
 
 def run_records(run_dir: Path, current: dict[str, Record]) -> dict[str, Record]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -17,22 +17,28 @@ from matplotlib.figure import Figure
 from ttrl_bench.report.stats import parse_metric
 from ttrl_bench.errors import UsageError
 from ttrl_bench.adapt.methods import colour, display_name, sort_methods
+from ttrl_bench.adapt.train_log import LogRow, ProbeRow, TrainStep
 from ttrl_bench.measure.records import Record
 
 _EVAL_KEY = re.compile(r"(pass|maj)@[1-9][0-9]*")
 _SIGNAL_KEYS = ("label_accuracy", "reward_accuracy", "reward_mean")
 
 
-def plot_training(train_log: Sequence[dict], path: Path, *, title: str) -> Path:
+def plot_training(train_log: Sequence[LogRow], path: Path, *, title: str) -> Path:
     """Evaluation scores (pass@k, maj@N) and training signals (label/reward accuracy, mean reward) vs step.
 
     Rows may hold any subset of the keys (evaluation runs only every few steps);
     a key is drawn from the rows that have a finite number for it. Panels with
     nothing to draw are left out; a log with nothing at all gives a labelled empty plot.
     """
-    eval_keys = sorted({k for row in train_log for k in row if _EVAL_KEY.fullmatch(k)}, key=_eval_order)
-    signal_keys = [k for k in _SIGNAL_KEYS if any(k in row for row in train_log)]
-    panels = [(keys, label) for keys, label in ((eval_keys, "evaluation"), (signal_keys, "training signal")) if keys]
+    probes = [(r.step, r.scores) for r in train_log if isinstance(r, ProbeRow)]
+    steps = [(r.step, r.values) for r in train_log if isinstance(r, TrainStep)]
+    eval_keys = sorted({k for _, scores in probes for k in scores if _EVAL_KEY.fullmatch(k)}, key=_eval_order)
+    signal_keys = [k for k in _SIGNAL_KEYS if any(k in values for _, values in steps)]
+    panels = [(series, label) for series, label in (
+        ([_series(probes, k) for k in eval_keys], "evaluation"),
+        ([_series(steps, k) for k in signal_keys], "training signal"),
+    ) if series]
 
     fig = Figure(figsize=(7, 2.6 * max(1, len(panels)) + 0.6), layout="constrained")
     fig.suptitle(_literal(title))
@@ -41,10 +47,9 @@ def plot_training(train_log: Sequence[dict], path: Path, *, title: str) -> Path:
         ax.text(0.5, 0.5, "no metrics logged", ha="center", va="center", transform=ax.transAxes)
         ax.set_xlabel("step")
     axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False)[:, 0] if panels else []
-    for ax, (keys, label) in zip(axes, panels):
-        for key in keys:
-            steps, values = _series(train_log, key)
-            ax.plot(steps, values, marker="o" if len(steps) < 30 else None, markersize=3, label=key)
+    for ax, (series, label) in zip(axes, panels):
+        for key, xs, ys in series:
+            ax.plot(xs, ys, marker="o" if len(xs) < 30 else None, markersize=3, label=key)
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
         ax.legend(loc="best", fontsize="small")
@@ -58,18 +63,15 @@ def _eval_order(key: str) -> tuple[int, int]:
     return (0 if kind == "pass" else 1, int(k))
 
 
-def _series(train_log: Sequence[dict], key: str) -> tuple[list[float], list[float]]:
+def _series(rows: Sequence[tuple[int, Mapping[str, float]]], key: str) -> tuple[str, list[float], list[float]]:
+    """(key, steps, values) of the (step, numbers) rows that hold a finite number for ``key``."""
     points = []
-    for i, row in enumerate(train_log):
-        value = row.get(key)
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
-            continue
-        step = row.get("step")
-        if not isinstance(step, (int, float)):
-            raise ValueError(f"train_log row {i}: expected a numeric 'step', got {step!r}")
-        points.append((step, value))
+    for step, numbers in rows:
+        value = numbers.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            points.append((step, value))
     points.sort()
-    return [s for s, _ in points], [v for _, v in points]
+    return key, [s for s, _ in points], [v for _, v in points]
 
 
 def plot_leaderboard(records: Sequence[Record], path: Path, *, metric: str = "pass@1") -> Path:

@@ -22,7 +22,7 @@ from typing import Any
 
 from ttrl_bench.errors import UsageError
 from ttrl_bench.sampling.base import (
-    DTYPES, PartialSample, Sampler, check_params, encode_prompts, model_bos_token_id, prompt_for, prompt_seed,
+    DTYPES, LoadOptions, PartialSample, Sampler, check_params, encode_prompts, model_bos_token_id, prompt_for, prompt_seed,
     render_prompt, replicate_greedy, resolve_model,
 )
 
@@ -34,7 +34,7 @@ BACKENDS = {
 }
 
 __all__ = [
-    "BACKENDS", "DTYPES", "PartialSample", "Sampler", "check_params", "encode_prompts", "make_sampler",
+    "BACKENDS", "DTYPES", "LoadOptions", "PartialSample", "Sampler", "check_params", "encode_prompts", "make_sampler",
     "model_bos_token_id", "prompt_for", "prompt_seed", "render_prompt", "replicate_greedy", "resolve_model",
 ]
 
@@ -63,10 +63,8 @@ def make_sampler(
     backend_kwargs = {k: v for k, v in backend_kwargs.items() if v is not None}
     if backend not in BACKENDS:
         raise UsageError(f"--backend: unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
-    if dtype not in DTYPES:
-        raise UsageError(f"--dtype: unknown dtype {dtype!r}; expected one of {', '.join(DTYPES)}")
-    if batch_size is not None and batch_size < 1:
-        raise UsageError(f"--batch-size: got {batch_size}; expected a positive integer")
+    load = LoadOptions(trust_remote_code=trust_remote_code, dtype=dtype, device=device, batch_size=batch_size,
+                       add_bos=add_bos)
     if backend == "openai":
         from ttrl_bench.sampling.openai import OpenAISampler, ServerOptions
 
@@ -75,12 +73,10 @@ def make_sampler(
             raise UsageError("--base-url: required with --backend openai (e.g. http://HOST:8000/v1)")
         if backend_kwargs:
             raise UsageError(f"--backend openai: unsupported option(s) {', '.join(sorted(backend_kwargs))}")
-        return OpenAISampler(None if model is None else resolve_model(model), server,
-                             trust_remote_code=trust_remote_code, dtype=dtype, device=device, batch_size=batch_size)
+        return OpenAISampler(None if model is None else resolve_model(model), server, load)
     if model is None:
         raise UsageError(f"--model: required with --backend {backend}")
     model_dir = resolve_model(model)
-    common = dict(trust_remote_code=trust_remote_code, dtype=dtype, device=device, batch_size=batch_size, add_bos=add_bos)
     # Backends are imported only when chosen: vllm is optional and slow to import.
     if backend == "hf":
         if backend_kwargs:
@@ -88,7 +84,7 @@ def make_sampler(
             raise UsageError(f"{flags}: only for --backend vllm; expected no such option with --backend hf")
         from ttrl_bench.sampling.hf import HFSampler
 
-        return HFSampler(model_dir, **common)
+        return HFSampler(model_dir, load)
     from ttrl_bench.sampling.vllm import VLLMSampler
 
-    return VLLMSampler(model_dir, **common, **backend_kwargs)
+    return VLLMSampler(model_dir, load, **backend_kwargs)

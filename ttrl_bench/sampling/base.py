@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, Sequence
 
@@ -14,6 +15,24 @@ if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """How a sampler loads and runs the model, the same options for every backend (each refuses
+    what it cannot honour: vllm a ``device``, openai everything the server decides)."""
+
+    trust_remote_code: bool = False
+    dtype: str = "auto"  # one of DTYPES; "auto" = the checkpoint's own dtype
+    device: str | None = None  # hf only; None = cuda when available, else cpu
+    batch_size: int | None = None  # hf: sequences per generate call; vllm: max_num_seqs
+    add_bos: bool | None = None  # see encode_prompts (None = the tokenizer's rule)
+
+    def __post_init__(self) -> None:
+        if self.dtype not in DTYPES:
+            raise UsageError(f"--dtype: unknown dtype {self.dtype!r}; expected one of {', '.join(DTYPES)}")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise UsageError(f"--batch-size: got {self.batch_size}; expected a positive integer")
 
 
 class Sampler(Protocol):

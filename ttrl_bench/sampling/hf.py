@@ -17,7 +17,9 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig, 
 from transformers.generation import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
 
 from ttrl_bench.errors import UsageError
-from ttrl_bench.sampling.base import check_params, config_bos_token_id, encode_prompts, prompt_seed, replicate_greedy
+from ttrl_bench.sampling.base import (
+    LoadOptions, check_params, config_bos_token_id, encode_prompts, prompt_seed, replicate_greedy,
+)
 from ttrl_bench.types import Completion, SamplingParams
 
 # Sequences per generate call. On GPU the KV cache of long samples is the limit;
@@ -63,27 +65,18 @@ class _SeededDraw(LogitsProcessor):
 class HFSampler:
     backend = "hf"
 
-    def __init__(
-        self,
-        model_dir: Path,
-        *,
-        trust_remote_code: bool = False,
-        dtype: str = "auto",
-        device: str | None = None,
-        batch_size: int | None = None,
-        add_bos: bool | None = None,
-    ):
+    def __init__(self, model_dir: Path, load: LoadOptions = LoadOptions()):
         try:
-            self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+            self.device = torch.device(load.device or ("cuda" if torch.cuda.is_available() else "cpu"))
         except RuntimeError:
-            raise UsageError(f"--device: unknown device {device!r}; expected e.g. cpu, cuda, cuda:1") from None
-        tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=trust_remote_code)
-        torch_dtype = dtype if dtype == "auto" else getattr(torch, dtype)
+            raise UsageError(f"--device: unknown device {load.device!r}; expected e.g. cpu, cuda, cuda:1") from None
+        tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=load.trust_remote_code)
+        torch_dtype = load.dtype if load.dtype == "auto" else getattr(torch, load.dtype)
         model = AutoModelForCausalLM.from_pretrained(
-            model_dir, dtype=torch_dtype, trust_remote_code=trust_remote_code
+            model_dir, dtype=torch_dtype, trust_remote_code=load.trust_remote_code
         ).to(self.device)
         model.eval()
-        self._setup(model, tokenizer, batch_size, add_bos)
+        self._setup(model, tokenizer, load.batch_size, load.add_bos)
 
     @classmethod
     def from_model(cls, model, tokenizer, *, batch_size: int | None = None, add_bos: bool | None = None) -> "HFSampler":

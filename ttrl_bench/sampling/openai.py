@@ -30,7 +30,7 @@ from typing import Any, Sequence
 from urllib.parse import urlparse
 
 from ttrl_bench.errors import BackendError, UsageError
-from ttrl_bench.sampling.base import PartialSample, check_params, prompt_seed, replicate_greedy
+from ttrl_bench.sampling.base import LoadOptions, PartialSample, check_params, prompt_seed, replicate_greedy
 from ttrl_bench.types import Completion, SamplingParams
 
 ENDPOINTS = ("completions", "chat")
@@ -122,9 +122,9 @@ def resolve_model_id(options: ServerOptions) -> str:
 class OpenAISampler:
     backend = "openai"
 
-    def __init__(self, model_dir: Path | None, options: ServerOptions, *, trust_remote_code: bool = False,
-                 dtype: str = "auto", device: str | None = None, batch_size: int | None = None):
-        for flag, value, default in (("--dtype", dtype, "auto"), ("--device", device, None), ("--batch-size", batch_size, None)):
+    def __init__(self, model_dir: Path | None, options: ServerOptions, load: LoadOptions = LoadOptions()):
+        for flag, value, default in (("--dtype", load.dtype, "auto"), ("--device", load.device, None),
+                                     ("--batch-size", load.batch_size, None)):
             if value != default:
                 raise UsageError(f"{flag}: not used by --backend openai (the server decides); use --max-concurrency "
                                  "for the requests in flight")
@@ -136,7 +136,7 @@ class OpenAISampler:
         if model_dir is not None:
             from transformers import AutoTokenizer
 
-            self.tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=trust_remote_code)
+            self.tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=load.trust_remote_code)
             bos = self.tokenizer.bos_token
             # The server tokenises the text with add_special_tokens; a rendered chat template that already
             # starts with BOS would get a second one. Strip it when the tokenizer adds BOS by itself.

