@@ -117,6 +117,7 @@ def test_data_file_missing_the_question_field(earlier_run, workdir, tiny_model_d
 
 @pytest.mark.parametrize("extra, named", [
     (["--grading-budget", "0"], "--grading-budget"),
+    (["--grading-timeout", "0"], "--grading-timeout"),
     (["--fields", "colour=red"], "--fields"),
 ])
 def test_bad_grading_budget_and_fields_flags(earlier_run, workdir, tiny_model_dir, extra, named):
@@ -129,8 +130,9 @@ def test_a_one_off_file_runs_with_fields_mapping_and_records_its_prompts(tiny_mo
     out = tmp_path / "out"
     proc = run(["eval", "--task", "synth_near", "--model", str(tiny_model_dir), "-n", "2", "--data", str(data),
                 "--fields", "question=problem,answer=solution,id=,meta=", "--grading-budget", "10",
-                "--out", str(out), "--no-leaderboard"], tmp_path)
+                "--grading-timeout", "2", "--out", str(out), "--no-leaderboard"], tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads((out / "config.json").read_text())["request"]["grading_timeout"] == 2.0
     rows = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
     assert [r.get("prompt") for r in rows] == ["12+34=", None, "1+2=", None]
 

@@ -29,6 +29,10 @@ def add_eval_flags(p: argparse.ArgumentParser) -> None:
                    "(choices=RIGHT|WRONG1|... for choice tasks)")
     task_setting(p, "--grading-budget", type=float, metavar="SECONDS", field="grading_budget, else 30",
                  help="grading time per question; math-verify work left after it counts as not equal and is counted")
+    p.add_argument("--grading-timeout", type=float, default=5.0, metavar="SECONDS",
+                   help="time limit of one math-verify parse or comparison (default 5, math-verify's own); a text whose "
+                   "parse times out is unreadable for the rest of the question. Lower it (e.g. 1) for untrusted or "
+                   "adversarial outputs, where most of the grading time is spent on timeouts")
     chat = p.add_mutually_exclusive_group()
     chat.add_argument("--chat-template", dest="chat_template", action="store_true", default=None,
                       help="apply the tokenizer's chat template (default: the task's; the shipped real tasks say auto: "
@@ -87,7 +91,7 @@ def eval_config_from_args(args: argparse.Namespace):
         max_new_tokens=args.max_new_tokens, limit=args.limit, seed=args.seed, data=args.data,
         chat_template=args.chat_template, trust_remote_code=args.trust_remote_code, batch_size=args.batch_size,
         server=server_options(args), lm_eval_include_path=args.lm_eval_include_path,
-        grading_budget=args.grading_budget, fields=args.fields,
+        grading_budget=args.grading_budget, grading_timeout=args.grading_timeout, fields=args.fields,
         add_bos=args.add_bos, dtype=args.dtype, chunk_tokens=args.chunk_tokens, vllm_kv_cache_gb=args.vllm_kv_cache_gb,
         vllm_memory_share=args.vllm_memory_share, vllm_max_model_len=args.vllm_max_model_len,
     )
