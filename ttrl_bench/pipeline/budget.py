@@ -10,6 +10,7 @@ in RUN/<method>/budget-<hash>/, and a comparison with paired standard errors is 
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import time
@@ -24,8 +25,9 @@ from ttrl_bench.measure.provenance import config_hash, library_versions, model_f
 from ttrl_bench.measure.records import Record, load_records, write_record
 from ttrl_bench.measure.rundir import open_run_dir, write_json
 from ttrl_bench.measure.store import SampleStore
-from ttrl_bench.pipeline.config import EvalConfig, Prepared, prepare
+from ttrl_bench.pipeline.config import EvalConfig, Prepared, prepare, sampler_options
 from ttrl_bench.sampling import make_sampler
+from ttrl_bench.sampling.shared import SharedSampler
 from ttrl_bench.types import Completion, QuestionGrade
 
 
@@ -62,8 +64,14 @@ def check_config(bcfg: BudgetConfig) -> None:
 
 def budget_one(directory: Path, prep: Prepared, model_dir: Path, backend: str, bcfg: BudgetConfig,
                completions: list[list[Completion]], grades: list[QuestionGrade], grader: Grader,
-               *, progress: bool = True, **sampler_kwargs) -> dict:
-    """Curves for one measured model whose eval samples and grades are given; writes ``directory``."""
+               *, progress: bool = True, prover_sampler: SharedSampler | None = None, **sampler_kwargs) -> dict:
+    """Curves for one measured model whose eval samples and grades are given; writes ``directory``.
+
+    The forced answers come from ``prover_sampler`` when given (the prover already loaded: the
+    measured model after its eval, or ``--prover`` shared by the members of a run), else from a
+    sampler of the prover built with ``sampler_kwargs`` (the eval's options: dtype, BOS, engine).
+    The prefixes are text, cut with the measured model's tokenizer; a prover with another
+    tokenizer re-tokenises prompt + prefix + suffix with its own."""
     from transformers import AutoTokenizer
 
     settings = prep.task.budget
@@ -83,10 +91,13 @@ def budget_one(directory: Path, prep: Prepared, model_dir: Path, backend: str, b
     cuts = [cut_samples(tokenizer, comps[:used], settings, grid) for comps in completions]
     forced = force_answers(
         prep.questions, render_all(tokenizer, prep.questions, prep.chat_template), cuts, settings=settings,
-        sampler_factory=lambda: make_sampler(backend, prover, **sampler_kwargs), params=forced_params,
+        sampler_factory=prover_sampler.get if prover_sampler is not None else lambda: make_sampler(backend, prover, **sampler_kwargs),
+        params=forced_params,
         answer_type=prep.task.answer_type, grader=grader, store=SampleStore(out / "forced.jsonl"), progress=progress,
     )
     curves = budget_curves(prep.questions, grades, completions, cuts, forced, grid)
+    curves["prover"] = {"model_dir": str(prover), "fingerprint": identity["prover_fingerprint"],
+                        "self": prover == model_dir}
     write_json(out / "curves.json", curves)
     from ttrl_bench.report.budget_plot import plot_budget
 
@@ -100,7 +111,7 @@ def with_budget(record: Record, curves: dict, plot: str) -> Record:
     per_q = curves["per_question"]
     extra = {**record.extra, "budget": {
         "grid": curves["grid"], "accuracy": curves["accuracy"], "regret": curves["regret"],
-        "regret_oracle": curves["regret_oracle"],
+        "regret_oracle": curves["regret_oracle"], "prover": curves.get("prover"),
         "per_question": {"budget-acc": dict(zip(per_q["ids"], per_q["accuracy_final"])),
                          "regret": dict(zip(per_q["ids"], per_q["regret"])),
                          "oracle-regret": dict(zip(per_q["ids"], per_q["regret_oracle"]))},
@@ -121,12 +132,14 @@ def run_budget(cfg: EvalConfig, bcfg: BudgetConfig, out: Path | None = None, lea
     check_config(bcfg)
     prep = prepare(cfg)
     _check_task(prep)
-    result = evaluate(cfg, out or AUTO, progress=progress)
-    run_dir, m, record = result.run_dir, result, result.record
-    kw = {"trust_remote_code": cfg.trust_remote_code, "batch_size": cfg.batch_size}
-    with Grader(timeout_seconds=cfg.grading_timeout) as grader:
-        curves = budget_one(run_dir, prep, prep.model_dir, cfg.backend, bcfg, m.completions, m.grades, grader,
-                            progress=progress, **kw)
+    kw = sampler_options(cfg, prep)
+    # one model load (one vLLM engine) for the eval's samples and the forced answers, when it proves itself
+    with SharedSampler(lambda: make_sampler(cfg.backend, prep.model_dir, **kw)) as model:
+        result = evaluate(cfg, out or AUTO, progress=progress, sampler_factory=model.get)
+        run_dir, m, record = result.run_dir, result, result.record
+        with Grader(timeout_seconds=cfg.grading_timeout) as grader:
+            curves = budget_one(run_dir, prep, prep.model_dir, cfg.backend, bcfg, m.completions, m.grades, grader,
+                                progress=progress, prover_sampler=None if bcfg.prover else model, **kw)
     rec = with_budget(record, curves, str(Path("..") / Path(curves["dir"]).name / "budget.png"))
     write_record(rec, run_dir / "records")
     if leaderboard is not None:
@@ -163,8 +176,10 @@ def run_budget_over_run(cfg: EvalConfig, bcfg: BudgetConfig, run_dir: Path, lead
                              "pass the eval flags the run used")
     members = ["base", *sorted(p.name for p in run_dir.iterdir() if p.is_dir() and (p / "model" / "ADAPTED").exists())]
     results: dict[str, dict] = {}
-    kw = {"trust_remote_code": cfg.trust_remote_code, "batch_size": cfg.batch_size}
-    with Grader(timeout_seconds=cfg.grading_timeout) as grader:
+    kw = sampler_options(cfg, prep)
+    # a --prover answers for every member: loaded once (on first use), closed at the end
+    prover = SharedSampler(lambda: make_sampler(cfg.backend, Path(bcfg.prover).expanduser(), **kw)) if bcfg.prover else None
+    with Grader(timeout_seconds=cfg.grading_timeout) as grader, prover or contextlib.nullcontext():
         for name in members:
             sub = run_dir / name
             if not (sub / "grades.jsonl").exists():
@@ -175,7 +190,7 @@ def run_budget_over_run(cfg: EvalConfig, bcfg: BudgetConfig, run_dir: Path, lead
             model_dir = prep.model_dir if name == "base" else sub / "model"
             start = time.perf_counter()
             curves = budget_one(sub, prep, model_dir, cfg.backend, bcfg, completions, grades, grader,
-                                progress=progress, **kw)
+                                progress=progress, prover_sampler=prover, **kw)
             curves["wall_seconds"] = time.perf_counter() - start
             for rec in load_records(sub / "records"):
                 rec = with_budget(rec, curves, str(Path("..") / Path(curves["dir"]).name / "budget.png"))
