@@ -161,6 +161,24 @@ def budget_metrics(curves: dict) -> dict[str, dict[str, float]]:
     }
 
 
+def unwritable(tokenizer, texts: Sequence[str]) -> str | None:
+    """The first character of ``texts`` that ``tokenizer`` encodes as its unknown token (None: it writes them all).
+
+    The prefixes are text cut with the measured model's tokenizer; a prover with another tokenizer
+    re-tokenises them, which is exact unless its vocabulary lacks a character (a byte-fallback
+    tokenizer never does; a small word- or character-level one may)."""
+    unk = getattr(tokenizer, "unk_token_id", None)
+    if unk is None:
+        return None
+    for text in texts:
+        if text and unk in tokenizer(text, add_special_tokens=False)["input_ids"]:
+            for ch in dict.fromkeys(text):
+                if unk in tokenizer(ch, add_special_tokens=False)["input_ids"]:
+                    return ch
+            return text  # unknown only in context (e.g. a word-level vocabulary): name the whole text
+    return None
+
+
 def render_all(tokenizer, questions: Sequence[Question], chat_template: bool) -> list[str]:
     return [render_prompt(tokenizer, q.prompt, chat_template) for q in questions]
 

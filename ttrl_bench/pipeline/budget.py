@@ -19,7 +19,9 @@ from pathlib import Path
 
 from ttrl_bench.errors import UsageError
 from ttrl_bench.grading import Grader
-from ttrl_bench.measure.budget import budget_curves, budget_metrics, cut_samples, force_answers, render_all
+from ttrl_bench.measure.budget import (
+    budget_curves, budget_metrics, cut_samples, force_answers, render_all, unwritable,
+)
 from ttrl_bench.measure.budget_cuts import default_budgets
 from ttrl_bench.measure.provenance import config_hash, library_versions, model_fingerprint
 from ttrl_bench.measure.records import Record, load_records, write_record
@@ -84,13 +86,18 @@ def budget_one(directory: Path, prep: Prepared, model_dir: Path, backend: str, b
         "prover_fingerprint": model_fingerprint(prover), "forced_sampling": asdict(forced_params),
         "settings": asdict(settings), "backend": backend,
     }
+    trust = sampler_kwargs.get("trust_remote_code", False)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=trust)
+    cuts = [cut_samples(tokenizer, comps[:used], settings, grid) for comps in completions]
+    rendered = render_all(tokenizer, prep.questions, prep.chat_template)
+    if prover != model_dir:  # before the budget directory exists: a refused prover leaves nothing behind
+        _check_prover_vocabulary(AutoTokenizer.from_pretrained(prover, trust_remote_code=trust), bcfg.prover,
+                                 prep.questions, rendered, cuts, settings.forced_suffix)
     out = directory / f"budget-{config_hash(identity)}"
     open_run_dir(out, identity, {"identity": identity, "request": asdict(bcfg), "model_dir": str(model_dir),
                                  "prover": str(prover), "versions": library_versions()})
-    tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=sampler_kwargs.get("trust_remote_code", False))
-    cuts = [cut_samples(tokenizer, comps[:used], settings, grid) for comps in completions]
     forced = force_answers(
-        prep.questions, render_all(tokenizer, prep.questions, prep.chat_template), cuts, settings=settings,
+        prep.questions, rendered, cuts, settings=settings,
         sampler_factory=prover_sampler.get if prover_sampler is not None else lambda: make_sampler(backend, prover, **sampler_kwargs),
         params=forced_params,
         answer_type=prep.task.answer_type, grader=grader, store=SampleStore(out / "forced.jsonl"), progress=progress,
@@ -104,6 +111,32 @@ def budget_one(directory: Path, prep: Prepared, model_dir: Path, backend: str, b
     plot_budget({"": curves}, out / "budget.png", title=f"{prep.model_name} / {prep.task.name}")
     curves["dir"] = str(out)
     return curves
+
+
+def check_prover_on_prompts(prep: Prepared, bcfg: BudgetConfig, trust_remote_code: bool) -> None:
+    """Before any sampling: a ``--prover`` that cannot write the prompts and the forced suffix
+    (the outputs are checked once there are some, in ``budget_one``)."""
+    if bcfg.prover is None or Path(bcfg.prover).expanduser() == prep.model_dir:
+        return
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(prep.model_dir, trust_remote_code=trust_remote_code)
+    prover = AutoTokenizer.from_pretrained(Path(bcfg.prover).expanduser(), trust_remote_code=trust_remote_code)
+    rendered = render_all(tokenizer, prep.questions, prep.chat_template)
+    _check_prover_vocabulary(prover, bcfg.prover, prep.questions, rendered, [[] for _ in rendered],
+                             prep.task.budget.forced_suffix)
+
+
+def _check_prover_vocabulary(prover_tokenizer, name, questions, rendered, cuts, suffix: str) -> None:
+    """A prover whose tokenizer can write some text of the forced prompts only as its unknown token
+    would answer a different question: refuse it, naming the first such character."""
+    for q, prompt, per_sample in zip(questions, rendered, cuts):
+        texts = [prompt + suffix, *(sc.budget[-1].prefix for sc in per_sample), *(sc.episodes[-1].prefix for sc in per_sample)]
+        found = unwritable(prover_tokenizer, texts)
+        if found is not None:
+            raise UsageError(f"--prover {name}: its tokenizer has no token for {found!r} (in the forced prompts of "
+                             f"question {q.id}); expected a prover whose tokenizer can write the measured model's "
+                             "prompts and outputs")
 
 
 def with_budget(record: Record, curves: dict, plot: str) -> Record:
@@ -132,6 +165,7 @@ def run_budget(cfg: EvalConfig, bcfg: BudgetConfig, out: Path | None = None, lea
     check_config(bcfg)
     prep = prepare(cfg)
     _check_task(prep)
+    check_prover_on_prompts(prep, bcfg, cfg.trust_remote_code)
     kw = sampler_options(cfg, prep)
     # one model load (one vLLM engine) for the eval's samples and the forced answers, when it proves itself
     with SharedSampler(lambda: make_sampler(cfg.backend, prep.model_dir, **kw)) as model:
@@ -166,6 +200,7 @@ def run_budget_over_run(cfg: EvalConfig, bcfg: BudgetConfig, run_dir: Path, lead
     check_config(bcfg)
     prep = prepare(cfg)
     _check_task(prep)
+    check_prover_on_prompts(prep, bcfg, cfg.trust_remote_code)
     try:
         identity = json.loads((run_dir / "config.json").read_text())["identity"]
     except (OSError, ValueError, KeyError):
