@@ -154,3 +154,23 @@ def test_a_prover_that_cannot_write_the_outputs_is_refused_before_the_budget_dir
     # the corrected command (no --prover) runs from the stored eval samples
     code, _, stderr = run_cli([*ARGS, "--out", str(out)])
     assert code == 0, stderr
+
+
+def test_the_prover_is_loaded_with_the_eval_options(tmp_path, shifted_prover, monkeypatch):
+    """--dtype, --batch-size (and the vLLM engine flags) apply to the forced answers' model too."""
+    import ttrl_bench.pipeline.budget as budget
+
+    calls = []
+    real = budget.make_sampler
+
+    def recording(backend, model, **kwargs):
+        calls.append((Path(model), kwargs))
+        return real(backend, model, **kwargs)
+
+    monkeypatch.setattr(budget, "make_sampler", recording)
+    code, _, stderr = run_cli([*ARGS, "--out", str(tmp_path / "run"), "--prover", str(shifted_prover),
+                               "--dtype", "float32", "--batch-size", "7"])
+    assert code == 0, stderr
+    assert [model for model, _ in calls] == [EPISODES_MODEL, shifted_prover]  # the measured model, then the prover
+    for _, kwargs in calls:
+        assert kwargs["dtype"] == "float32" and kwargs["batch_size"] == 7

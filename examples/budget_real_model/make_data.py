@@ -1,5 +1,5 @@
 """Writes arith_steps.jsonl: one-step arithmetic word problems as 4-shot prompts whose worked answers
-are short sentences ("episodes"), for ``ttrl-bench budget`` on a small base model (see README.md here).
+are short sentences ("episodes"), for ``ttrl-bench budget`` on a small base model (the command is in arith_steps.yaml).
 
     python examples/budget_real_model/make_data.py [--questions 8] [--out examples/budget_real_model/arith_steps.jsonl]
 """
