@@ -174,3 +174,26 @@ def test_the_prover_is_loaded_with_the_eval_options(tmp_path, shifted_prover, mo
     assert [model for model, _ in calls] == [EPISODES_MODEL, shifted_prover]  # the measured model, then the prover
     for _, kwargs in calls:
         assert kwargs["dtype"] == "float32" and kwargs["batch_size"] == 7
+
+
+def test_budget_over_a_run_loads_its_prover_once_for_every_member(tmp_path, shifted_prover):
+    """``budget --run RUN --prover P``: one prover for the base and each adapted model (here a run
+    directory assembled by hand: the base's eval, and a member whose "adapted" model is the base's copy)."""
+    import shutil
+
+    run = tmp_path / "run"
+    eval_flags = ARGS[1:9]  # --task ... --temperature 0
+    code, _, stderr = run_cli(["eval", *eval_flags, "--out", str(run / "base"), "--no-leaderboard"])
+    assert code == 0, stderr
+    shutil.copy(run / "base" / "config.json", run / "config.json")
+    shutil.copytree(run / "base", run / "ttrl", ignore=shutil.ignore_patterns(".ttrl-bench.lock"))
+    shutil.copytree(EPISODES_MODEL, run / "ttrl" / "model")
+    (run / "ttrl" / "model" / "ADAPTED").write_text("")
+    code, stdout, stderr = run_cli(["budget", *eval_flags, "--budgets", "2,8", "--forced-answers", "1", "--run", str(run),
+                                    "--prover", str(shifted_prover), "--no-leaderboard"])
+    assert code == 0, stderr
+    base, member = (json.loads(next((run / name).glob("budget-*/curves.json")).read_text()) for name in ("base", "ttrl"))
+    assert base["prover"]["model_dir"] == member["prover"]["model_dir"] == str(shifted_prover)
+    assert base["cost"]["forced_start_seconds"] > 0 and member["cost"]["forced_tokens"] > 0
+    assert member["cost"]["forced_start_seconds"] == 0.0  # the prover the base's curve loaded
+    assert (run / "budget_report.md").exists() and "== ttrl ==" in stdout
