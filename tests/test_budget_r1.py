@@ -71,3 +71,18 @@ def test_the_documented_r1_settings(tmp_path):
     # the prompt the prover continues: the thinking so far, then the suffix that closes the thinking
     forced_prompt = cuts[1].prefix + settings.forced_suffix
     assert forced_prompt.count("</think>") == 1 and forced_prompt.endswith("\\boxed{")
+
+
+def test_a_suffix_that_starts_with_whitespace_brings_its_own_separator():
+    from ttrl_bench.tasks.schema import BudgetSettings
+
+    r1 = BudgetSettings(thinking_end="</think>", forced_suffix="\n\nTime is up.\n</think>\n\n\\boxed{")
+    thinking = thinking_part("so 42.\n</think>\n\n\\boxed{42}", r1.end_of_thinking)
+    assert thinking == "so 42.\n"
+    assert r1.forced_text(thinking) == "so 42.\n\nTime is up.\n</think>\n\n\\boxed{"  # two newlines, as written
+    sentences = BudgetSettings(thinking_end="The answer is", forced_suffix=" The answer is")
+    thinking = thinking_part("7 - 3 = 4. The answer is 4.", sentences.end_of_thinking)
+    assert sentences.forced_text(thinking) == "7 - 3 = 4. The answer is"
+    assert sentences.forced_text("") == " The answer is"
+    # a suffix without leading whitespace is appended to the prefix as it is
+    assert BudgetSettings(forced_suffix=">").forced_text("46;47 ") == "46;47 >"

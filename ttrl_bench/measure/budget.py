@@ -70,7 +70,7 @@ def force_answers(
             for cut in [*sc.budget, *sc.episodes]:
                 uid = unit_id(q.id, cut.prefix)
                 if uid not in units:
-                    units[uid] = Question(id=uid, prompt=prompt + cut.prefix + settings.forced_suffix, reference=q.reference)
+                    units[uid] = Question(id=uid, prompt=prompt + settings.forced_text(cut.prefix), reference=q.reference)
     todo = list(units.values())
     start = time.perf_counter()
     stats = SamplingStats()

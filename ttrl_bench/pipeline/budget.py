@@ -86,6 +86,8 @@ def budget_one(directory: Path, prep: Prepared, model_dir: Path, backend: str, b
         "prover_fingerprint": model_fingerprint(prover), "forced_sampling": asdict(forced_params),
         "settings": asdict(settings), "backend": backend,
     }
+    if settings.joins_on_whitespace:  # forced prompts made since prefixes lose trailing whitespace: never mixed
+        identity["join"] = "prefix-rstrip"
     trust = sampler_kwargs.get("trust_remote_code", False)
     tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=trust)
     cuts = [cut_samples(tokenizer, comps[:used], settings, grid) for comps in completions]
