@@ -157,7 +157,7 @@ class GroupReward:
         if self.prober is None:
             raise RuntimeError(f"method {self.method!r} needs forced answers; bind() the reward to a trainer first")
         distinct = list(dict.fromkeys(p for ps in prefixes for p in ps))
-        forced = self.prober(prompt, [p + settings.forced_suffix for p in distinct])
+        forced = self.prober(prompt, [settings.forced_text(p) for p in distinct])
         flat = [extract_answer(settings.forced_suffix + a, self.answer_type) for group in forced for a in group]
         # classify the target with the forced answers: identical canonical strings first, math-verify between the rest
         classes, _ = self.grader.classify([target, *flat], self.answer_type)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from ttrl_bench.grading import Grader
 from ttrl_bench.measure import regret as R
 from ttrl_bench.measure.budget_cuts import Cut, budget_cuts, episode_cuts, thinking_part, token_ends
-from ttrl_bench.measure.loop import sample_all
+from ttrl_bench.measure.loop import SamplingStats, sample_all
 from ttrl_bench.measure.metrics import mean_stderr
 from ttrl_bench.measure.store import SampleStore
 from ttrl_bench.sampling import Sampler, render_prompt
@@ -54,6 +54,7 @@ class ForcedResult:
     units: int
     forced_tokens: int
     seconds: float  # wall time spent sampling forced answers (0 when all were stored)
+    start_seconds: float = 0.0  # of that, waiting for the prover to load (0 when stored, or already loaded)
 
 
 def force_answers(
@@ -69,11 +70,12 @@ def force_answers(
             for cut in [*sc.budget, *sc.episodes]:
                 uid = unit_id(q.id, cut.prefix)
                 if uid not in units:
-                    units[uid] = Question(id=uid, prompt=prompt + cut.prefix + settings.forced_suffix, reference=q.reference)
+                    units[uid] = Question(id=uid, prompt=prompt + settings.forced_text(cut.prefix), reference=q.reference)
     todo = list(units.values())
     start = time.perf_counter()
+    stats = SamplingStats()
     answers = sample_all(todo, sampler_factory, params, chat_template=False, store=store, progress=progress,
-                         desc="forced answers", chunk=chunk)
+                         desc="forced answers", chunk=chunk, stats=stats)
     seconds = time.perf_counter() - start
     # grade "suffix + answer", so an answer that closes the suffix's \boxed{ is found
     graded = grader.grade_many(
@@ -82,7 +84,7 @@ def force_answers(
     )
     j = {g.question_id: sum(g.correct) / g.n for g in graded}
     tokens = sum(c.num_tokens for comps in answers for c in comps)
-    return ForcedResult(j=j, units=len(todo), forced_tokens=tokens, seconds=seconds)
+    return ForcedResult(j=j, units=len(todo), forced_tokens=tokens, seconds=seconds, start_seconds=stats.start_seconds)
 
 
 def budget_curves(
@@ -144,7 +146,8 @@ def budget_curves(
             "regret": [row[-1] for row in regret_maj],
             "regret_oracle": [row[-1] for row in regret_oracle],
         },
-        "cost": {"forced_prompts": forced.units, "forced_tokens": forced.forced_tokens, "forced_seconds": forced.seconds},
+        "cost": {"forced_prompts": forced.units, "forced_tokens": forced.forced_tokens, "forced_seconds": forced.seconds,
+                 "forced_start_seconds": forced.start_seconds},
     }
 
 
@@ -156,6 +159,24 @@ def budget_metrics(curves: dict) -> dict[str, dict[str, float]]:
         "oracle-regret": curves["regret_oracle"][-1],
         "tokens-to-90": curves["tokens_to_90"],
     }
+
+
+def unwritable(tokenizer, texts: Sequence[str]) -> str | None:
+    """The first character of ``texts`` that ``tokenizer`` encodes as its unknown token (None: it writes them all).
+
+    The prefixes are text cut with the measured model's tokenizer; a prover with another tokenizer
+    re-tokenises them, which is exact unless its vocabulary lacks a character (a byte-fallback
+    tokenizer never does; a small word- or character-level one may)."""
+    unk = getattr(tokenizer, "unk_token_id", None)
+    if unk is None:
+        return None
+    for text in texts:
+        if text and unk in tokenizer(text, add_special_tokens=False)["input_ids"]:
+            for ch in dict.fromkeys(text):
+                if unk in tokenizer(ch, add_special_tokens=False)["input_ids"]:
+                    return ch
+            return text  # unknown only in context (e.g. a word-level vocabulary): name the whole text
+    return None
 
 
 def render_all(tokenizer, questions: Sequence[Question], chat_template: bool) -> list[str]:

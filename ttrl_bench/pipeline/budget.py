@@ -10,6 +10,7 @@ in RUN/<method>/budget-<hash>/, and a comparison with paired standard errors is 
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import time
@@ -18,14 +19,17 @@ from pathlib import Path
 
 from ttrl_bench.errors import UsageError
 from ttrl_bench.grading import Grader
-from ttrl_bench.measure.budget import budget_curves, budget_metrics, cut_samples, force_answers, render_all
+from ttrl_bench.measure.budget import (
+    budget_curves, budget_metrics, cut_samples, force_answers, render_all, unwritable,
+)
 from ttrl_bench.measure.budget_cuts import default_budgets
 from ttrl_bench.measure.provenance import config_hash, library_versions, model_fingerprint
 from ttrl_bench.measure.records import Record, load_records, write_record
 from ttrl_bench.measure.rundir import open_run_dir, write_json
 from ttrl_bench.measure.store import SampleStore
-from ttrl_bench.pipeline.config import EvalConfig, Prepared, prepare
+from ttrl_bench.pipeline.config import EvalConfig, Prepared, prepare, sampler_options
 from ttrl_bench.sampling import make_sampler
+from ttrl_bench.sampling.shared import SharedSampler
 from ttrl_bench.types import Completion, QuestionGrade
 
 
@@ -62,8 +66,14 @@ def check_config(bcfg: BudgetConfig) -> None:
 
 def budget_one(directory: Path, prep: Prepared, model_dir: Path, backend: str, bcfg: BudgetConfig,
                completions: list[list[Completion]], grades: list[QuestionGrade], grader: Grader,
-               *, progress: bool = True, **sampler_kwargs) -> dict:
-    """Curves for one measured model whose eval samples and grades are given; writes ``directory``."""
+               *, progress: bool = True, prover_sampler: SharedSampler | None = None, **sampler_kwargs) -> dict:
+    """Curves for one measured model whose eval samples and grades are given; writes ``directory``.
+
+    The forced answers come from ``prover_sampler`` when given (the prover already loaded: the
+    measured model after its eval, or ``--prover`` shared by the members of a run), else from a
+    sampler of the prover built with ``sampler_kwargs`` (the eval's options: dtype, BOS, engine).
+    The prefixes are text, cut with the measured model's tokenizer; a prover with another
+    tokenizer re-tokenises prompt + prefix + suffix with its own."""
     from transformers import AutoTokenizer
 
     settings = prep.task.budget
@@ -76,17 +86,27 @@ def budget_one(directory: Path, prep: Prepared, model_dir: Path, backend: str, b
         "prover_fingerprint": model_fingerprint(prover), "forced_sampling": asdict(forced_params),
         "settings": asdict(settings), "backend": backend,
     }
+    if settings.joins_on_whitespace:  # forced prompts made since prefixes lose trailing whitespace: never mixed
+        identity["join"] = "prefix-rstrip"
+    trust = sampler_kwargs.get("trust_remote_code", False)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=trust)
+    cuts = [cut_samples(tokenizer, comps[:used], settings, grid) for comps in completions]
+    rendered = render_all(tokenizer, prep.questions, prep.chat_template)
+    if prover != model_dir:  # before the budget directory exists: a refused prover leaves nothing behind
+        _check_prover_vocabulary(AutoTokenizer.from_pretrained(prover, trust_remote_code=trust), bcfg.prover,
+                                 prep.questions, rendered, cuts, settings.forced_suffix)
     out = directory / f"budget-{config_hash(identity)}"
     open_run_dir(out, identity, {"identity": identity, "request": asdict(bcfg), "model_dir": str(model_dir),
                                  "prover": str(prover), "versions": library_versions()})
-    tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=sampler_kwargs.get("trust_remote_code", False))
-    cuts = [cut_samples(tokenizer, comps[:used], settings, grid) for comps in completions]
     forced = force_answers(
-        prep.questions, render_all(tokenizer, prep.questions, prep.chat_template), cuts, settings=settings,
-        sampler_factory=lambda: make_sampler(backend, prover, **sampler_kwargs), params=forced_params,
+        prep.questions, rendered, cuts, settings=settings,
+        sampler_factory=prover_sampler.get if prover_sampler is not None else lambda: make_sampler(backend, prover, **sampler_kwargs),
+        params=forced_params,
         answer_type=prep.task.answer_type, grader=grader, store=SampleStore(out / "forced.jsonl"), progress=progress,
     )
     curves = budget_curves(prep.questions, grades, completions, cuts, forced, grid)
+    curves["prover"] = {"model_dir": str(prover), "fingerprint": identity["prover_fingerprint"],
+                        "self": prover == model_dir}
     write_json(out / "curves.json", curves)
     from ttrl_bench.report.budget_plot import plot_budget
 
@@ -95,12 +115,38 @@ def budget_one(directory: Path, prep: Prepared, model_dir: Path, backend: str, b
     return curves
 
 
+def check_prover_on_prompts(prep: Prepared, bcfg: BudgetConfig, trust_remote_code: bool) -> None:
+    """Before any sampling: a ``--prover`` that cannot write the prompts and the forced suffix
+    (the outputs are checked once there are some, in ``budget_one``)."""
+    if bcfg.prover is None or Path(bcfg.prover).expanduser() == prep.model_dir:
+        return
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(prep.model_dir, trust_remote_code=trust_remote_code)
+    prover = AutoTokenizer.from_pretrained(Path(bcfg.prover).expanduser(), trust_remote_code=trust_remote_code)
+    rendered = render_all(tokenizer, prep.questions, prep.chat_template)
+    _check_prover_vocabulary(prover, bcfg.prover, prep.questions, rendered, [[] for _ in rendered],
+                             prep.task.budget.forced_suffix)
+
+
+def _check_prover_vocabulary(prover_tokenizer, name, questions, rendered, cuts, suffix: str) -> None:
+    """A prover whose tokenizer can write some text of the forced prompts only as its unknown token
+    would answer a different question: refuse it, naming the first such character."""
+    for q, prompt, per_sample in zip(questions, rendered, cuts):
+        texts = [prompt + suffix, *(sc.budget[-1].prefix for sc in per_sample), *(sc.episodes[-1].prefix for sc in per_sample)]
+        found = unwritable(prover_tokenizer, texts)
+        if found is not None:
+            raise UsageError(f"--prover {name}: its tokenizer has no token for {found!r} (in the forced prompts of "
+                             f"question {q.id}); expected a prover whose tokenizer can write the measured model's "
+                             "prompts and outputs")
+
+
 def with_budget(record: Record, curves: dict, plot: str) -> Record:
     """The record with the budget metrics and per-question values added (pass@k etc. untouched)."""
     per_q = curves["per_question"]
     extra = {**record.extra, "budget": {
         "grid": curves["grid"], "accuracy": curves["accuracy"], "regret": curves["regret"],
-        "regret_oracle": curves["regret_oracle"],
+        "regret_oracle": curves["regret_oracle"], "prover": curves.get("prover"),
         "per_question": {"budget-acc": dict(zip(per_q["ids"], per_q["accuracy_final"])),
                          "regret": dict(zip(per_q["ids"], per_q["regret"])),
                          "oracle-regret": dict(zip(per_q["ids"], per_q["regret_oracle"]))},
@@ -121,12 +167,15 @@ def run_budget(cfg: EvalConfig, bcfg: BudgetConfig, out: Path | None = None, lea
     check_config(bcfg)
     prep = prepare(cfg)
     _check_task(prep)
-    result = evaluate(cfg, out or AUTO, progress=progress)
-    run_dir, m, record = result.run_dir, result, result.record
-    kw = {"trust_remote_code": cfg.trust_remote_code, "batch_size": cfg.batch_size}
-    with Grader(timeout_seconds=cfg.grading_timeout) as grader:
-        curves = budget_one(run_dir, prep, prep.model_dir, cfg.backend, bcfg, m.completions, m.grades, grader,
-                            progress=progress, **kw)
+    check_prover_on_prompts(prep, bcfg, cfg.trust_remote_code)
+    kw = sampler_options(cfg, prep)
+    # one model load (one vLLM engine) for the eval's samples and the forced answers, when it proves itself
+    with SharedSampler(lambda: make_sampler(cfg.backend, prep.model_dir, **kw)) as model:
+        result = evaluate(cfg, out or AUTO, progress=progress, sampler_factory=model.get)
+        run_dir, m, record = result.run_dir, result, result.record
+        with Grader(timeout_seconds=cfg.grading_timeout) as grader:
+            curves = budget_one(run_dir, prep, prep.model_dir, cfg.backend, bcfg, m.completions, m.grades, grader,
+                                progress=progress, prover_sampler=None if bcfg.prover else model, **kw)
     rec = with_budget(record, curves, str(Path("..") / Path(curves["dir"]).name / "budget.png"))
     write_record(rec, run_dir / "records")
     if leaderboard is not None:
@@ -153,6 +202,7 @@ def run_budget_over_run(cfg: EvalConfig, bcfg: BudgetConfig, run_dir: Path, lead
     check_config(bcfg)
     prep = prepare(cfg)
     _check_task(prep)
+    check_prover_on_prompts(prep, bcfg, cfg.trust_remote_code)
     try:
         identity = json.loads((run_dir / "config.json").read_text())["identity"]
     except (OSError, ValueError, KeyError):
@@ -163,8 +213,10 @@ def run_budget_over_run(cfg: EvalConfig, bcfg: BudgetConfig, run_dir: Path, lead
                              "pass the eval flags the run used")
     members = ["base", *sorted(p.name for p in run_dir.iterdir() if p.is_dir() and (p / "model" / "ADAPTED").exists())]
     results: dict[str, dict] = {}
-    kw = {"trust_remote_code": cfg.trust_remote_code, "batch_size": cfg.batch_size}
-    with Grader(timeout_seconds=cfg.grading_timeout) as grader:
+    kw = sampler_options(cfg, prep)
+    # a --prover answers for every member: loaded once (on first use), closed at the end
+    prover = SharedSampler(lambda: make_sampler(cfg.backend, Path(bcfg.prover).expanduser(), **kw)) if bcfg.prover else None
+    with Grader(timeout_seconds=cfg.grading_timeout) as grader, prover or contextlib.nullcontext():
         for name in members:
             sub = run_dir / name
             if not (sub / "grades.jsonl").exists():
@@ -175,7 +227,7 @@ def run_budget_over_run(cfg: EvalConfig, bcfg: BudgetConfig, run_dir: Path, lead
             model_dir = prep.model_dir if name == "base" else sub / "model"
             start = time.perf_counter()
             curves = budget_one(sub, prep, model_dir, cfg.backend, bcfg, completions, grades, grader,
-                                progress=progress, **kw)
+                                progress=progress, prover_sampler=prover, **kw)
             curves["wall_seconds"] = time.perf_counter() - start
             for rec in load_records(sub / "records"):
                 rec = with_budget(rec, curves, str(Path("..") / Path(curves["dir"]).name / "budget.png"))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from ttrl_bench.measure.rundir import default_out_dir, open_run_dir, write_json,
 from ttrl_bench.measure.store import SampleStore
 from ttrl_bench.pipeline.config import EvalConfig, Prepared, prepare, request_dict, sampler_options
 from ttrl_bench.measure.summary import Summary
-from ttrl_bench.sampling import make_sampler
+from ttrl_bench.sampling import Sampler, make_sampler
 from ttrl_bench.types import Completion, QuestionGrade
 
 
@@ -46,13 +47,15 @@ def make_record(prep: Prepared, m: Measurement, *, method: str, run_dir: Path | 
 
 def measure_into(
     directory: Path | None, prep: Prepared, model_dir: Path, backend: str, grader: Grader, desc: str,
-    *, progress: bool = True, **sampler_kwargs,
+    *, progress: bool = True, sampler_factory: Callable[[], Sampler] | None = None, **sampler_kwargs,
 ) -> Measurement:
-    """Measure ``model_dir`` on the prepared questions, resumably, into ``directory`` (None: in memory)."""
+    """Measure ``model_dir`` on the prepared questions, resumably, into ``directory`` (None: in memory).
+    ``sampler_factory``: where the sampler comes from (default: ``make_sampler`` with the kwargs), e.g. a
+    ``SharedSampler.get`` so that a caller sampling more afterwards loads the model once."""
     if directory is not None:
         directory.mkdir(parents=True, exist_ok=True)
     m = measure(
-        prep.questions, lambda: make_sampler(backend, model_dir, **sampler_kwargs), prep.params,
+        prep.questions, sampler_factory or (lambda: make_sampler(backend, model_dir, **sampler_kwargs)), prep.params,
         answer_type=prep.task.answer_type, chat_template=prep.chat_template, grader=grader,
         store=SampleStore(directory / "samples.jsonl") if directory is not None else None,
         chunk_tokens=prep.chunk_tokens, progress=progress, desc=desc,
@@ -111,10 +114,12 @@ AUTO = "auto"  # ``out=AUTO``: runs/eval-<task>-<model>-<config hash>, so the sa
 def evaluate(
     cfg: EvalConfig, out: str | Path | None = AUTO, *, leaderboard: str | Path | None = None,
     lm_eval_results: str | Path | None = None, progress: bool = True,
+    sampler_factory: Callable[[], Sampler] | None = None,
 ) -> EvalResult:
     """Measure one model on one task. ``out``: the run directory (resumable), ``AUTO`` for the default
     place, None to keep everything in memory. ``leaderboard``: also write the record there.
-    ``lm_eval_results``: also write lm-eval 0.4's results and samples files there."""
+    ``lm_eval_results``: also write lm-eval 0.4's results and samples files there. ``sampler_factory``:
+    see ``measure_into`` (``budget`` passes one to sample the forced answers with the same loaded model)."""
     prep = prepare(cfg)
     if leaderboard is not None:  # a name taken by another model there: refused before the work, not after
         check_leaderboard_slots(Path(leaderboard), prep.model_name, prep.identity["model_fingerprint"], prep.task.name, ["base"])
@@ -131,7 +136,7 @@ def evaluate(
     with Grader(timeout_seconds=cfg.grading_timeout, budget_seconds=prep.grading_budget) as grader:
         m = measure_into(
             run_dir, prep, prep.model_dir, cfg.backend, grader, f"{prep.task.name}: sampling", progress=progress,
-            **sampler_options(cfg, prep),
+            sampler_factory=sampler_factory, **sampler_options(cfg, prep),
         )
     record = make_record(prep, m, method="base", run_dir=run_dir or "")
     if lm_eval_results is not None:

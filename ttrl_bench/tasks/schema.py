@@ -121,6 +121,17 @@ class BudgetSettings:
     def end_of_thinking(self) -> str:
         return self.thinking_end if self.thinking_end is not None else self.forced_suffix.strip()
 
+    @property
+    def joins_on_whitespace(self) -> bool:
+        return self.forced_suffix[:1].isspace()
+
+    def forced_text(self, prefix: str) -> str:
+        """``prefix`` + the forced suffix. A suffix that starts with whitespace brings its own separator,
+        so whitespace at the end of the prefix is dropped: a completion "... = 5. The answer is 5" has the
+        thinking "... = 5. " (cut before "The answer is"), forced as "... = 5. The answer is" with one
+        space, not two (and "...\n</think>" with the suffix "\n\nTime is up..." gets two newlines, not three)."""
+        return (prefix.rstrip() if self.joins_on_whitespace else prefix) + self.forced_suffix
+
     def marker_regex(self) -> "re.Pattern | None":
         return re.compile(self.episode_marker) if self.episode_marker else None
 
