@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from ttrl_bench.errors import UsageError
 
@@ -34,8 +35,8 @@ class AdaptConfig:
     seed: int = 0
     use_vllm: bool = False
     vllm_mode: str = "colocate"
-    # --use-vllm: share of the device's memory for TRL's colocated engine (on CPU: of the RAM; TRL's
-    # default 0.3 is 7 GiB of a 24 GiB machine, more than is free beside a training process); None = TRL's
+    # --use-vllm colocate: share of the device's memory for TRL's engine (on CPU: of the RAM; TRL's
+    # default 0.3 is 7 GiB of a 24 GiB machine, often more than is free beside training); None = TRL's
     vllm_memory_share: float | None = None
     report_to: str = "none"
     progress_weight: float = 1.0  # progress methods: weight of the MRT bonus
@@ -177,6 +178,28 @@ def grpo_config(cfg: AdaptConfig, output_dir: str, *, processes: int, use_cpu: b
         **({"vllm_gpu_memory_utilization": cfg.vllm_memory_share} if cfg.vllm_memory_share is not None else {}),
         disable_tqdm=False,
     )
+
+
+def colocated_cpu_memory_share(model_dir: Path) -> float:
+    """TRL's colocated vLLM engine on CPU: the share of the RAM its weights and KV cache need.
+
+    On CPU, vLLM reserves ``gpu_memory_utilization`` x the RAM for the engine (weights,
+    activations, then the KV cache from what is left); TRL cannot pass an explicit KV size.
+    So: the checkpoint's bytes (as vLLM loads them: the declared dtype) + the same model-sized
+    KV cache the eval engine gets + 1 GiB for activations, as a share of the RAM.
+    """
+    import os
+
+    from transformers import AutoConfig
+
+    from ttrl_bench.sampling.vllm import checkpoint_dtype, context_length, default_cpu_kv_cache_gb
+
+    config = AutoConfig.from_pretrained(model_dir)
+    dtype = checkpoint_dtype(config)
+    weights_gb = sum(f.stat().st_size for f in Path(model_dir).glob("*.safetensors")) / 2**30
+    kv_gb = default_cpu_kv_cache_gb(config, context_length(config) or 2048, dtype)
+    ram_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return round(min(0.9, (weights_gb + kv_gb + 1.0) / ram_gb), 4)
 
 
 def peft_config(cfg: AdaptConfig):

@@ -38,6 +38,9 @@ def add_adapt_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--accelerate-config", type=Path, default=None, help="accelerate config file (e.g. DeepSpeed) for the launch")
     g.add_argument("--use-vllm", action="store_true", help="generate rollouts with TRL's vLLM integration (GPU path)")
     g.add_argument("--vllm-mode", default=None, choices=list(VLLM_MODES), help="TRL vLLM mode (server: start `trl vllm-serve` first)")
+    g.add_argument("--train-vllm-memory-share", type=float, default=None, metavar="SHARE",
+                   help="--use-vllm colocate: share of the device's memory for TRL's engine (on CPU: of the RAM). "
+                   "Default: on CPU, the model's weights plus a KV cache sized from its shape; on GPU, TRL's 0.3")
     g.add_argument("--progress-weight", type=float, default=None,
                    help="progress, ttrl+progress: weight of the MRT progress bonus added to the outcome reward (default 1.0)")
     g.add_argument("--progress-answers", type=int, default=None,
@@ -69,7 +72,7 @@ def run_config_from_args(args: argparse.Namespace, eval_cfg: EvalConfig) -> RunC
         lr=args.lr, lr_scheduler=args.lr_scheduler, beta=args.beta, train_temperature=args.train_temperature,
         train_max_new_tokens=args.train_max_new_tokens, eval_every=args.eval_every, save_every=args.save_every,
         use_vllm=args.use_vllm,
-        vllm_mode=args.vllm_mode, report_to=args.report_to, progress_weight=args.progress_weight,
+        vllm_mode=args.vllm_mode, train_vllm_memory_share=args.train_vllm_memory_share, report_to=args.report_to, progress_weight=args.progress_weight,
         progress_answers=args.progress_answers, lora_r=args.lora_r, lora_alpha=args.lora_alpha,
         lora_targets=args.lora_targets,
     )

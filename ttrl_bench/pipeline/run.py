@@ -16,7 +16,9 @@ from pathlib import Path
 
 from ttrl_bench.adapt.probe import PROBE_BACKEND
 from ttrl_bench.report.comparison import comparison_table
-from ttrl_bench.adapt.config import PAPER, TINY, AdaptConfig, paper_steps, per_device_batch, with_overrides
+from ttrl_bench.adapt.config import (
+    PAPER, TINY, AdaptConfig, colocated_cpu_memory_share, paper_steps, per_device_batch, with_overrides,
+)
 from ttrl_bench.demo import EMBEDDED_MODEL, EPISODES_MODEL
 from ttrl_bench.errors import UsageError
 from ttrl_bench.measure.rundir import default_out_dir, open_run_dir, write_json
@@ -48,8 +50,11 @@ def resolve_adapt(cfg: RunConfig, prep: Prepared) -> AdaptConfig:
         vllm_mode=o.vllm_mode, report_to=o.report_to, seed=cfg.eval.seed, progress_weight=o.progress_weight,
         progress_answers=o.progress_answers, lora_r=o.lora_r, lora_alpha=o.lora_alpha, lora_targets=o.lora_targets,
     )
-    if o.use_vllm:  # TRL's engine gets the eval engine's memory share (--vllm-memory-share)
-        adapt_cfg = replace(adapt_cfg, use_vllm=True, vllm_memory_share=cfg.eval.vllm_memory_share)
+    if o.use_vllm:
+        share = o.train_vllm_memory_share
+        if share is None and (adapt_cfg.vllm_mode == "colocate") and not _has_cuda():
+            share = colocated_cpu_memory_share(model)
+        adapt_cfg = replace(adapt_cfg, use_vllm=True, vllm_memory_share=share)
     if adapt_cfg.steps == 0:  # the paper's epochs for this task
         adapt_cfg = replace(adapt_cfg, steps=paper_steps(prep.task.name, len(prep.questions), adapt_cfg.prompts_per_step))
     if o.votes is None and o.samples is not None:  # keep the profile's votes:samples ratio
@@ -219,3 +224,9 @@ def run(
         for rec in transfer:
             publish_record(rec, lb)
     return RunResult(records, table, run_dir)
+
+
+def _has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()

@@ -33,6 +33,9 @@ class AdaptOverrides:
     save_every: int | None = None  # checkpoint every K steps (not part of the run's identity)
     use_vllm: bool = False
     vllm_mode: Literal["colocate", "server"] | None = None
+    # --use-vllm colocate: share of the device's memory for TRL's engine (None: on CPU sized from the model,
+    # on GPU TRL's default)
+    train_vllm_memory_share: float | None = None
     report_to: str | None = None  # TRL reporters, comma-separated: none, tensorboard, wandb, trackio
     progress_weight: float | None = None  # progress, ttrl+progress: weight of the MRT progress bonus
     progress_answers: int | None = None  # progress, ttrl+progress: forced answers per episode prefix
@@ -43,6 +46,8 @@ class AdaptOverrides:
     def __post_init__(self) -> None:
         if self.vllm_mode is not None and self.vllm_mode not in VLLM_MODES:
             raise UsageError(f"--vllm-mode: expected one of {', '.join(VLLM_MODES)}, got {self.vllm_mode!r}")
+        if self.train_vllm_memory_share is not None and not 0 < self.train_vllm_memory_share <= 1:
+            raise UsageError(f"--train-vllm-memory-share: expected a share in (0, 1], got {self.train_vllm_memory_share}")
         if self.report_to is not None:
             check_reporters(self.report_to)
         if self.lr_scheduler is not None:

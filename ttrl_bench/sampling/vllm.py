@@ -97,7 +97,7 @@ class VLLMSampler:
         if enforce_eager is None:
             # On CPU torch.compile costs ~90 s of warm-up for little gain on short runs; GPUs keep CUDA graphs.
             enforce_eager = on_cpu
-        dtype = _checkpoint_dtype(config) if load.dtype == "auto" else load.dtype
+        dtype = checkpoint_dtype(config) if load.dtype == "auto" else load.dtype
         options: dict[str, Any] = dict(
             model=str(model_dir),
             trust_remote_code=load.trust_remote_code,
@@ -108,7 +108,7 @@ class VLLMSampler:
         )
         if on_cpu:
             if max_model_len is None:
-                max_model_len = min(CPU_MAX_MODEL_LEN, _context_length(config) or CPU_MAX_MODEL_LEN)
+                max_model_len = min(CPU_MAX_MODEL_LEN, context_length(config) or CPU_MAX_MODEL_LEN)
             if kv_cache_gb is None and memory_share is None and not os.environ.get("VLLM_CPU_KVCACHE_SPACE"):
                 kv_cache_gb = default_cpu_kv_cache_gb(config, max_model_len, dtype)
             options.update(enable_chunked_prefill=False, max_num_batched_tokens=max(max_model_len, 8192))
@@ -277,12 +277,12 @@ def default_cpu_kv_cache_gb(config, max_model_len: int, dtype: str) -> float:
     return min(CPU_KV_CACHE_GB, max(CPU_KV_CACHE_MIN_GB, need))
 
 
-def _context_length(config) -> int | None:
+def context_length(config) -> int | None:
     length = getattr(config.get_text_config(), "max_position_embeddings", None)
     return length if isinstance(length, int) and length > 0 else None
 
 
-def _checkpoint_dtype(config) -> str:
+def checkpoint_dtype(config) -> str:
     """The dtype the checkpoint declares (what transformers' "auto" loads), else vLLM's own choice."""
     declared = getattr(config.get_text_config(), "dtype", None) or getattr(config, "dtype", None)
     return str(declared).removeprefix("torch.") if declared else "auto"
