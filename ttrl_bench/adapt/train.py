@@ -200,7 +200,23 @@ def _write_model(saved: Path, spec: AdaptSpec, cfg: AdaptConfig, dtype: torch.dt
 
 
 def adapt(spec: AdaptSpec, *, progress: bool = True) -> Path:
-    """Train, save the adapted model to ``out_dir/model``; returns that path. Resumes from checkpoints."""
+    """Train, save the adapted model to ``out_dir/model``; returns that path. Resumes from checkpoints.
+
+    The process environment is restored afterwards: TRL's colocated vLLM (``--use-vllm``) sets
+    RANK, WORLD_SIZE, MASTER_ADDR/PORT and vLLM turns its engine multiprocessing off for the
+    process; the next method, the final measurement and any subprocess must not inherit that
+    (a later ``--backend vllm`` engine would run in-process and a launch would think it is rank 0
+    of a distributed job).
+    """
+    saved = dict(os.environ)
+    try:
+        return _adapt(spec, progress=progress)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def _adapt(spec: AdaptSpec, *, progress: bool) -> Path:
     from accelerate import PartialState
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer

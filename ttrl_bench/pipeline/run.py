@@ -180,7 +180,9 @@ def run(
                 )
                 spec.write(mdir / "spec.json")
                 say(f"{method}: adapting ({mcfg.steps} steps)")
-                if cfg.processes > 1 or cfg.accelerate_config is not None:
+                # --use-vllm: TRL's colocated engine lives in the training process and keeps its memory
+                # until that process ends (the next method's engine would find it taken): its own process.
+                if cfg.processes > 1 or cfg.accelerate_config is not None or mcfg.use_vllm:
                     _launch(mdir / "spec.json", cfg.processes, cfg.accelerate_config)
                 else:
                     adapt(spec)
