@@ -88,7 +88,14 @@ def _set(data: dict, dotted: str, value) -> dict:
     return data
 
 
-_DELETE = object()
+class _Delete:
+    """Marks a field to remove from the YAML; a stable repr keeps test ids equal across processes (xdist)."""
+
+    def __repr__(self) -> str:
+        return "<deleted>"
+
+
+_DELETE = _Delete()
 
 BAD_FIELDS = [
     # (base, dotted field, new value, field named in the message, words of the expectation)
