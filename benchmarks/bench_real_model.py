@@ -106,10 +106,10 @@ def _scores(metrics: Path) -> dict:
     return {"pass@1": round(scores["pass@1"]["mean"], 3), f"maj@{N}": round(scores[f"maj@{N}"]["mean"], 3)}
 
 
-def _run_rows(out: Path, row: dict) -> list[dict]:
+def _run_rows(out: Path, row: dict, methods: list[str]) -> list[dict]:
     """``run``: the base row and one row per adapted method, with its mean step time and peak memory."""
     rows = [{**row, "case": "run: base", **_scores(out / "base" / "metrics.json")}] if (out / "base" / "metrics.json").exists() else []
-    for method in ("ttrl", "leakage"):
+    for method in methods:
         mdir = out / method
         if not (mdir / "metrics.json").exists():
             continue
@@ -140,7 +140,7 @@ def run_case(name: str, model: Path, root: Path, questions: int, threads: int) -
         row.update(start_s=float(stats[1]), tokens=int(stats[2]), sample_s=float(stats[3]), tok_per_s=float(stats[4]),
                    rss_gb=float(stats[5]), engine_gb=float(stats[6] or 0))
     if command == "run":
-        return _run_rows(out, row)
+        return _run_rows(out, row, case["flags"][case["flags"].index("--methods") + 1].split(","))
     if (out / "metrics.json").exists():
         row.update(_scores(out / "metrics.json"))
         config = json.loads((out / "config.json").read_text())

@@ -76,7 +76,7 @@ def test_rollouts_and_extra_votes_come_from_trls_vllm_engine(tiny_model_dir, tmp
     assert 0 < adapt["vllm_memory_share"] < 0.2  # sized from the tiny model, not TRL's 0.3
 
 
-def test_adapt_leaves_the_process_environment_as_it_found_it(tiny_model_dir, tmp_path, monkeypatch):
+def test_adapt_leaves_the_process_environment_as_it_found_it(tmp_path, monkeypatch):
     """What TRL's colocated engine sets (RANK, MASTER_PORT, ...) must not outlive the method."""
     import os
 

@@ -5,7 +5,6 @@ Runs in the ``ttrl-bench run`` process, or in each process of ``accelerate launc
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -123,21 +122,6 @@ def _replay_sampler_epochs(trainer, epochs: int) -> None:
         return sampler
 
     trainer._get_train_sampler = sampler_at_epoch
-
-
-@contextlib.contextmanager
-def _tensorboard_dir(path: Path):
-    """TensorBoard event files of this method in RUN/<method>/tensorboard (transformers' callback reads
-    $TENSORBOARD_LOGGING_DIR when it is built); restored after, so the next method does not share it."""
-    saved = os.environ.get("TENSORBOARD_LOGGING_DIR")
-    os.environ["TENSORBOARD_LOGGING_DIR"] = str(path)
-    try:
-        yield
-    finally:
-        if saved is None:
-            os.environ.pop("TENSORBOARD_LOGGING_DIR", None)
-        else:
-            os.environ["TENSORBOARD_LOGGING_DIR"] = saved
 
 
 def grader_workers(local_processes: int) -> int:
@@ -302,11 +286,12 @@ def _adapt(spec: AdaptSpec, *, progress: bool) -> Path:
         # step, so the label-free best step is chosen among points of one sampler.
         same = spec.backend == PROBE_BACKEND
         probe_cb = ProbeCallback(log, cfg.eval_every, probe, maj_key, skip_last=same, at_start=not same, report=report)
-        with _tensorboard_dir(out / "tensorboard"):  # read by transformers' TensorBoardCallback when it is built
-            trainer = GRPOTrainer(
-                model=model, reward_funcs=[reward], args=args, train_dataset=dataset,
-                processing_class=tokenizer, callbacks=[LogCallback(log), probe_cb], peft_config=peft_config(cfg),
-            )
+        # read by transformers' TensorBoardCallback when it is built; adapt() restores the environment after
+        os.environ["TENSORBOARD_LOGGING_DIR"] = str(out / "tensorboard")
+        trainer = GRPOTrainer(
+            model=model, reward_funcs=[reward], args=args, train_dataset=dataset,
+            processing_class=tokenizer, callbacks=[LogCallback(log), probe_cb], peft_config=peft_config(cfg),
+        )
         holder["trainer"] = trainer
         # transformers' own progress callback prints every log dict; ours shows one bar with the diagnostics.
         from transformers.trainer_callback import PrinterCallback, ProgressCallback as HFProgress
